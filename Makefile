@@ -1,0 +1,33 @@
+# Every target creates .venv itself on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench soak clean
+
+$(STAMP): pyproject.toml middleware/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./middleware
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m penguiflow demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests middleware benchmarks examples dashboards
+	$(PY) -m ruff format --check src tests middleware benchmarks examples dashboards
+	$(PY) -m mypy
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+soak: $(STAMP)
+	PENGUIFLOW_SOAK=1 $(PY) -m pytest -q -m soak tests/reliability
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Plug-in layers for penguiflow, on its public middleware API only."""

@@ -1,0 +1,109 @@
+"""Every error penguiflow raises, in one hierarchy.
+
+Layers decide what to do with a failure by duck-typed attributes, not by transport: an exception that has
+``status_code`` (an HTTP-like status), ``retry_after`` (seconds a server asked us to wait) or
+``retryable = True`` is understood by :class:`penguiflow.middleware.Retry` whatever raised it. A user's own
+transport can raise its own exceptions with those attributes and get the same treatment.
+
+Messages never contain secrets: transports build them from the tool name, the status and the server's short
+reason, never from headers, tokens or the connection's environment.
+"""
+
+from __future__ import annotations
+
+
+class PenguiflowError(Exception):
+    """Base class of every error penguiflow raises."""
+
+
+class ConfigurationError(PenguiflowError, ValueError):
+    """An invalid argument to a layer or helper, raised at construction; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class LimiterRejectedError(PenguiflowError):
+    """A :class:`~penguiflow.middleware.ConcurrencyLimit` queue was full (``max_queue``): rejected at once."""
+
+    retryable = False
+
+    def __init__(self, limiter: str, max_queue: int) -> None:
+        super().__init__(f"limiter {limiter!r} rejected the call: queue is full ({max_queue} waiting)")
+        self.limiter = limiter
+        self.max_queue = max_queue
+
+
+# --- tool call failures -------------------------------------------------------------------------------------
+
+
+class ToolError(PenguiflowError):
+    """A tool call failed. ``tool`` is the catalog name (``github.create_issue``)."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, tool: str | None = None) -> None:
+        super().__init__(message)
+        self.tool = tool
+
+
+class ToolTimeoutError(ToolError, TimeoutError):
+    """One attempt of a tool call ran longer than its :class:`~penguiflow.middleware.Timeout`."""
+
+    retryable = True
+
+    def __init__(self, tool: str, seconds: float) -> None:
+        super().__init__(f"{tool}: attempt timed out after {seconds:g}s", tool=tool)
+        self.seconds = seconds
+
+
+class DeadlineExceededError(ToolError, TimeoutError):
+    """The overall deadline of a retried call (``RetryPolicy.deadline_s``) ran out: no further attempt."""
+
+    def __init__(self, tool: str, seconds: float, attempts: int) -> None:
+        super().__init__(f"{tool}: deadline of {seconds:g}s exceeded after {attempts} attempt(s)", tool=tool)
+        self.seconds = seconds
+        self.attempts = attempts
+
+
+class ToolConnectionError(ToolError, ConnectionError):
+    """The tool source could not be reached, or the connection broke while a call was in flight."""
+
+    retryable = True
+
+
+class ToolStatusError(ToolError):
+    """The source answered with an error status (HTTP status, or the nearest equivalent)."""
+
+    def __init__(
+        self, message: str, *, status_code: int, tool: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, tool=tool)
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class ToolRateLimitedError(ToolStatusError):
+    """The source said "too many requests" (429); ``retry_after`` holds its ``Retry-After`` in seconds."""
+
+
+class ToolServerError(ToolStatusError):
+    """The source failed (5xx)."""
+
+
+class ToolClientError(ToolStatusError):
+    """The source refused the request (4xx other than 429): retrying the same request will not help."""
+
+
+class ToolValidationError(ToolError):
+    """The arguments do not match the tool's schema; raised before any network call."""
+
+
+class ToolNotFoundError(ToolError):
+    """No tool of that name in the catalog or on the source."""
+
+
+class ToolExecutionError(ToolError):
+    """The tool ran and reported a failure of its own (an MCP result with ``isError``, a native tool's
+    exception)."""

@@ -1,0 +1,38 @@
+"""The middleware engine: layers around a tool invocation.
+
+A layer is any object (or ``async def``) called as ``await layer(call, call_next)``. :func:`wrap` puts a function
+behind layers; :class:`Stack` puts any handler behind them. The built-in layers, in their default order for an
+external tool source (outermost first)::
+
+    log_flow_events → Retry → CallerLimits → ConcurrencyLimit → Timeout → transport
+
+Retry is outside the limits on purpose: a call sleeping in back-off holds no slot, at any level.
+"""
+
+from penguiflow.middleware.call import Call, CallNext, Handler, LatencyCallback, Middleware
+from penguiflow.middleware.concurrency import CallerLimits, ConcurrencyLimit
+from penguiflow.middleware.events import EVENT_TYPES, FlowEvent, FlowEventLogger, log_flow_events
+from penguiflow.middleware.retry import Retry, RetryPolicy, parse_retry_after
+from penguiflow.middleware.stack import Stack, Wrapped, wrap
+from penguiflow.middleware.timeout import Timeout
+
+__all__ = [
+    "EVENT_TYPES",
+    "Call",
+    "CallNext",
+    "CallerLimits",
+    "ConcurrencyLimit",
+    "FlowEvent",
+    "FlowEventLogger",
+    "Handler",
+    "LatencyCallback",
+    "Middleware",
+    "Retry",
+    "RetryPolicy",
+    "Stack",
+    "Timeout",
+    "Wrapped",
+    "log_flow_events",
+    "parse_retry_after",
+    "wrap",
+]

@@ -1,0 +1,168 @@
+"""Flow events: what the layers report about a call, the latency callbacks, and ``log_flow_events``.
+
+Every layer reports through :func:`emit`: to its own ``latency_callback`` and to every listener subscribed
+on the call (``log_flow_events`` subscribes, so it sees the retries, timeouts and queue waits of the layers
+inside it). Nothing is built when nobody listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from opentelemetry import trace
+
+from penguiflow.middleware.call import Call, CallNext, LatencyCallback
+
+NODE_START: Final = "node_start"
+NODE_SUCCESS: Final = "node_success"
+NODE_ERROR: Final = "node_error"
+NODE_RETRY: Final = "node_retry"
+NODE_TIMEOUT: Final = "node_timeout"
+QUEUE_WAIT: Final = "queue_wait"
+EVENT_TYPES: Final = (NODE_START, NODE_SUCCESS, NODE_ERROR, NODE_RETRY, NODE_TIMEOUT, QUEUE_WAIT)
+
+_internal_log = logging.getLogger("penguiflow.middleware")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEvent:
+    """One thing that happened to a call. ``node_name`` is the tool's name, as in the source library."""
+
+    event_type: str
+    node_name: str
+    source: str | None
+    call_id: str
+    attempt: int
+    latency_ms: float
+    trace_id: str | None = None
+    span_id: str | None = None
+    error_type: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+def run_callback(callback: LatencyCallback, event: FlowEvent) -> None:
+    """Call a user's latency callback; one that raises is logged and never breaks the call."""
+    try:
+        callback(event.event_type, event.latency_ms, event)
+    except Exception:
+        _internal_log.exception("latency_callback raised on %s for %s", event.event_type, event.node_name)
+
+
+def emit(
+    call: Call,
+    callback: LatencyCallback | None,
+    event_type: str,
+    latency_ms: float,
+    *,
+    error: BaseException | None = None,
+    **attributes: Any,
+) -> None:
+    """Report ``event_type`` for ``call`` to ``callback`` and to the call's listeners, if there are any."""
+    listeners = call.listeners
+    if callback is None and not listeners:
+        return
+    context = trace.get_current_span().get_span_context()
+    event = FlowEvent(
+        event_type=event_type,
+        node_name=call.tool,
+        source=call.source,
+        call_id=call.call_id,
+        attempt=call.attempt,
+        latency_ms=latency_ms,
+        trace_id=format(context.trace_id, "032x") if context.is_valid else None,
+        span_id=format(context.span_id, "016x") if context.is_valid else None,
+        error_type=type(error).__qualname__ if error is not None else None,
+        attributes=attributes or _EMPTY,
+    )
+    if callback is not None:
+        run_callback(callback, event)
+    if listeners:
+        for listener in listeners:
+            listener(event)
+
+
+_LEVELS: Final = {
+    NODE_START: logging.DEBUG,
+    QUEUE_WAIT: logging.DEBUG,
+    NODE_SUCCESS: logging.INFO,
+    NODE_RETRY: logging.WARNING,
+    NODE_TIMEOUT: logging.WARNING,
+    NODE_ERROR: logging.ERROR,
+}
+
+
+class FlowEventLogger:
+    """The layer :func:`log_flow_events` returns. Put it outermost to see every event of the call."""
+
+    def __init__(self, logger: Any = None, *, latency_callback: LatencyCallback | None = None) -> None:
+        self.logger = logger if logger is not None else logging.getLogger("penguiflow.flow")
+        self.latency_callback = latency_callback
+        self._stdlib = isinstance(self.logger, logging.Logger | logging.LoggerAdapter)
+
+    async def __call__(self, call: Call, call_next: CallNext) -> Any:
+        if call.listeners is None:
+            call.listeners = []
+        call.listeners.append(self.on_event)
+        start = time.perf_counter()
+        try:
+            emit(call, None, NODE_START, 0.0)
+            try:
+                result = await call_next(call)
+            except asyncio.CancelledError as exc:
+                emit(call, None, NODE_ERROR, (time.perf_counter() - start) * 1000, error=exc, cancelled=True)
+                raise
+            except Exception as exc:
+                emit(call, None, NODE_ERROR, (time.perf_counter() - start) * 1000, error=exc)
+                raise
+            emit(call, None, NODE_SUCCESS, (time.perf_counter() - start) * 1000)
+            return result
+        finally:
+            call.listeners.remove(self.on_event)
+
+    def on_event(self, event: FlowEvent) -> None:
+        """Log one event and hand it to the latency callback (not for ``node_start``, which has no latency)."""
+        fields: dict[str, Any] = {
+            "event_type": event.event_type,
+            "node_name": event.node_name,
+            "tool_source": event.source,
+            "call_id": event.call_id,
+            "attempt": event.attempt,
+            "latency_ms": round(event.latency_ms, 3),
+            "trace_id": event.trace_id,
+            "span_id": event.span_id,
+        }
+        if event.error_type is not None:
+            fields["error_type"] = event.error_type
+        fields.update(event.attributes)
+        level = _LEVELS.get(event.event_type, logging.INFO)
+        try:
+            if self._stdlib:
+                self.logger.log(
+                    level, "%s %s %.1fms", event.event_type, event.node_name, event.latency_ms, extra=fields
+                )
+            else:  # structlog (or any logger taking an event name and keyword fields)
+                del fields["event_type"]
+                getattr(self.logger, logging.getLevelName(level).lower())(event.event_type, **fields)
+        except Exception:
+            _internal_log.exception("logging a flow event failed")
+        if self.latency_callback is not None and event.event_type != NODE_START:
+            run_callback(self.latency_callback, event)
+
+
+def log_flow_events(
+    logger: Any = None, *, latency_callback: LatencyCallback | None = None
+) -> FlowEventLogger:
+    """A layer that logs every call's start, success, error, retries, timeouts and queue waits.
+
+    ``logger`` is a stdlib :class:`logging.Logger` (fields go in ``extra``) or a structlog logger (fields as
+    keywords); by default ``logging.getLogger("penguiflow.flow")``. ``latency_callback(event_type, latency_ms,
+    event)`` is called for every event but ``node_start``.
+    """
+    return FlowEventLogger(logger, latency_callback=latency_callback)

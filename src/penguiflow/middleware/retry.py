@@ -1,0 +1,273 @@
+"""``Retry`` and ``RetryPolicy``: retries of retryable failures with exponential back-off, on tenacity.
+
+The first attempt runs without tenacity (no set-up cost for the common case). Only when it fails retryably is a
+``tenacity.AsyncRetrying`` built; it is handed that first outcome, so its attempt numbers, waits and stop
+conditions are the call's own. What is retryable is read from the exception, never from a transport: a timeout,
+a connection error, an exception whose ``status_code`` is in ``retry_on_status`` or one marked
+``retryable = True``. A server's ``retry_after`` replaces the back-off (capped by ``max_retry_after_s``).
+``deadline_s`` bounds all attempts and waits together: a wait that would end past it is not slept — the call
+fails at once with the last error. Cancellation is never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
+
+from penguiflow.errors import DeadlineExceededError
+from penguiflow.middleware.call import Call, CallNext, LatencyCallback
+from penguiflow.middleware.events import NODE_RETRY, emit
+from penguiflow.telemetry import instruments, names
+
+
+class RetryPolicy(BaseModel):
+    """How a tool source's calls are retried. Field names are the user guide's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_attempts: int = Field(
+        3, ge=1, le=100, description="Attempts in all, the first included; 1 = no retry."
+    )
+    wait_exponential_min_s: float = Field(0.1, ge=0, description="Back-off before the second attempt.")
+    wait_exponential_max_s: float = Field(10.0, ge=0, description="Back-off never grows past this.")
+    retry_on_status: tuple[int, ...] = Field(
+        (429, 500, 502, 503, 504), description="Statuses (HTTP or equivalent) that are worth another attempt."
+    )
+    jitter: float = Field(
+        0.5, ge=0, le=1, description="Each back-off is cut by up to this fraction, at random."
+    )
+    retry_on_timeout: bool = Field(True, description="Retry attempts that timed out.")
+    retry_on_connection_error: bool = Field(True, description="Retry failures to reach the source.")
+    deadline_s: float | None = Field(None, gt=0, description="Bound on all attempts and waits together.")
+    max_retry_after_s: float = Field(
+        120.0, gt=0, description="Cap on a server's Retry-After that is honoured."
+    )
+
+    @field_validator("retry_on_status")
+    @classmethod
+    def _statuses(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        for status in value:
+            if not 100 <= status <= 599:
+                raise ValueError(f"{status} is not a status code (100..599)")
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.wait_exponential_max_s < self.wait_exponential_min_s:
+            raise ValueError("wait_exponential_max_s must be >= wait_exponential_min_s")
+        return self
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date; ``None`` if absent or bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def retry_reason(exc: BaseException) -> str:
+    """The low-cardinality reason label of a retry."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return f"status_{status}"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionError):
+        return "connection"
+    return "error"
+
+
+class Retry:
+    """Retries a call per ``policy``. Place it *outside* the concurrency limit: a call sleeping in back-off
+    then holds no slot, and other calls use the backend meanwhile.
+
+    ``retry_if`` overrides the retryable test; ``sleep`` replaces ``asyncio.sleep`` (tests use a fake clock).
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy | None = None,
+        *,
+        retry_if: Callable[[BaseException], bool] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        latency_callback: LatencyCallback | None = None,
+    ) -> None:
+        self.policy = policy if policy is not None else RetryPolicy()
+        self.retry_if = retry_if
+        self.latency_callback = latency_callback
+        self._sleep = sleep
+        self._statuses = frozenset(self.policy.retry_on_status)
+        self._backoff = wait_exponential(
+            multiplier=self.policy.wait_exponential_min_s,
+            min=self.policy.wait_exponential_min_s,
+            max=self.policy.wait_exponential_max_s,
+        )
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        if not isinstance(exc, Exception):  # CancelledError, KeyboardInterrupt …
+            return False
+        if self.retry_if is not None:
+            return self.retry_if(exc)
+        status = getattr(exc, "status_code", None)
+        if isinstance(status, int):
+            return status in self._statuses
+        if isinstance(exc, TimeoutError):
+            return self.policy.retry_on_timeout
+        if isinstance(exc, ConnectionError):
+            return self.policy.retry_on_connection_error
+        return getattr(exc, "retryable", False) is True
+
+    async def __call__(self, call: Call, call_next: CallNext) -> Any:
+        deadline_s = self.policy.deadline_s
+        if deadline_s is None:
+            return await self._run(call, call_next, None)
+        deadline = time.monotonic() + deadline_s
+        timeout = asyncio.timeout(deadline_s)
+        try:
+            async with timeout:
+                return await self._run(call, call_next, deadline)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            raise DeadlineExceededError(call.tool, deadline_s, call.attempt) from None
+
+    async def _run(self, call: Call, call_next: CallNext, deadline: float | None) -> Any:
+        start = time.perf_counter()
+        call.attempt = 1
+        try:
+            return await call_next(call)
+        except Exception as exc:
+            if self.policy.max_attempts == 1 or not self.is_retryable(exc):
+                raise
+            first = exc
+        return await self._retry(call, call_next, first, start, deadline)
+
+    async def _retry(
+        self, call: Call, call_next: CallNext, first: Exception, start: float, deadline: float | None
+    ) -> Any:
+        telemetry = instruments.current()
+        tracer = telemetry.tracer if telemetry is not None else None
+        if tracer is not None:  # the first attempt ran without a span of its own: record it now
+            self._record_attempt_span(tracer, call, start, first)
+        pending: Exception | None = first
+        attempt_start = start
+
+        async def attempt() -> Any:
+            nonlocal pending, attempt_start
+            if pending is not None:  # replay the first outcome to tenacity
+                exc, pending = pending, None
+                raise exc
+            call.attempt += 1
+            attempt_start = time.perf_counter()
+            if tracer is None:
+                return await call_next(call)
+            return await self._attempt_in_span(tracer, call, call_next)
+
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number >= self.policy.max_attempts:
+                return True
+            return deadline is not None and time.monotonic() + state.upcoming_sleep >= deadline
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            wait = state.upcoming_sleep
+            reason = retry_reason(exc) if exc is not None else "error"
+            if telemetry is not None:
+                if telemetry.metrics is not None:
+                    telemetry.metrics.add(
+                        names.RETRY_ATTEMPTS,
+                        1,
+                        {
+                            names.GEN_AI_TOOL_NAME: call.tool,
+                            names.TOOL_SOURCE: call.source or "",
+                            names.RETRY_REASON: reason,
+                        },
+                    )
+                trace.get_current_span().add_event(
+                    names.EVENT_BACKOFF,
+                    {names.ATTEMPT: call.attempt, names.RETRY_REASON: reason, names.RETRY_WAIT_S: wait},
+                )
+            emit(
+                call,
+                self.latency_callback,
+                NODE_RETRY,
+                (time.perf_counter() - attempt_start) * 1000,
+                error=exc,
+                reason=reason,
+                wait_s=round(wait, 3),
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop,
+            wait=self._wait,
+            retry=retry_if_exception(self.is_retryable),
+            before_sleep=before_sleep,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return await retrying(attempt)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, int | float) and retry_after >= 0:
+            return min(float(retry_after), self.policy.max_retry_after_s)
+        backoff: float = self._backoff(state)
+        return backoff * (1.0 - self.policy.jitter * random.random())
+
+    async def _attempt_in_span(self, tracer: trace.Tracer, call: Call, call_next: CallNext) -> Any:
+        span = tracer.start_span(
+            names.SPAN_ATTEMPT.format(tool=call.tool), attributes=self._attempt_attributes(call)
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            return await call_next(call)
+        except BaseException as exc:
+            span.set_attribute(names.ERROR_TYPE, type(exc).__qualname__)
+            span.set_status(StatusCode.ERROR, type(exc).__qualname__)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
+
+    def _record_attempt_span(
+        self, tracer: trace.Tracer, call: Call, start: float, exc: BaseException
+    ) -> None:
+        now_ns = time.time_ns()
+        started_ns = now_ns - int((time.perf_counter() - start) * 1e9)
+        span = tracer.start_span(
+            names.SPAN_ATTEMPT.format(tool=call.tool),
+            start_time=started_ns,
+            attributes=self._attempt_attributes(call),
+        )
+        span.set_attribute(names.ERROR_TYPE, type(exc).__qualname__)
+        span.set_status(StatusCode.ERROR, type(exc).__qualname__)
+        span.end(end_time=now_ns)
+
+    @staticmethod
+    def _attempt_attributes(call: Call) -> dict[str, Any]:
+        return {
+            names.GEN_AI_TOOL_NAME: call.tool,
+            names.ATTEMPT: call.attempt,
+            names.HTTP_RESEND_COUNT: call.attempt - 1,
+        }

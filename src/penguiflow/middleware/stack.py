@@ -1,0 +1,169 @@
+"""Composition: a :class:`Stack` runs a call through its layers to a handler, inside one ``execute_tool`` span.
+
+The stack, not a layer, owns the call's span and its outcome metrics, so every call is traced and counted
+exactly once whatever layers it has. Layers add their own child spans, span events and metrics inside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
+
+from penguiflow.errors import LimiterRejectedError
+from penguiflow.middleware.call import Call, CallNext, Handler, Middleware
+from penguiflow.telemetry import instruments, names
+
+
+def _bind(layer: Middleware, call_next: CallNext) -> CallNext:
+    def run(call: Call) -> Any:
+        return layer(call, call_next)
+
+    return run
+
+
+def chain(handler: Handler, layers: Sequence[Middleware]) -> CallNext:
+    """``layers[0](call, layers[1](call, … handler(call)))``: the first layer is the outermost."""
+    for layer in reversed(layers):
+        handler = _bind(layer, handler)
+    return handler
+
+
+def outcome_of(exc: BaseException) -> names.Outcome:
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    if isinstance(exc, LimiterRejectedError):
+        return "rejected"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return "error"
+
+
+class Stack:
+    """Layers around a handler. ``await stack(call)`` runs one call; the stack itself is stateless."""
+
+    def __init__(
+        self, handler: Handler, layers: Sequence[Middleware] = (), *, tool_type: str = "function"
+    ) -> None:
+        self.handler = handler
+        self.layers: tuple[Middleware, ...] = tuple(layers)
+        self.tool_type = tool_type
+        self._entry = chain(handler, self.layers)
+        self._attributes: dict[tuple[str, str | None, str, str | None], dict[str, Any]] = {}
+
+    async def __call__(self, call: Call) -> Any:
+        telemetry = instruments.current()
+        if telemetry is None:
+            return await self._entry(call)
+        return await self._traced(call, telemetry)
+
+    async def _traced(self, call: Call, telemetry: instruments.Telemetry) -> Any:
+        start = time.perf_counter()
+        span = token = None
+        if telemetry.tracer is not None:
+            span = telemetry.tracer.start_span(
+                names.SPAN_EXECUTE_TOOL.format(tool=call.tool),
+                kind=SpanKind.INTERNAL,
+                attributes={
+                    names.GEN_AI_OPERATION_NAME: names.OPERATION_EXECUTE_TOOL,
+                    names.GEN_AI_TOOL_NAME: call.tool,
+                    names.GEN_AI_TOOL_CALL_ID: call.call_id,
+                    names.GEN_AI_TOOL_TYPE: self.tool_type,
+                    names.TOOL_SOURCE: call.source or "",
+                },
+            )
+            token = otel_context.attach(trace.set_span_in_context(span))
+        outcome: names.Outcome = "success"
+        error_type: str | None = None
+        try:
+            return await self._entry(call)
+        except BaseException as exc:
+            outcome = outcome_of(exc)
+            error_type = type(exc).__qualname__
+            raise
+        finally:
+            if span is not None:
+                otel_context.detach(token)  # type: ignore[arg-type]
+                if error_type is not None:
+                    span.set_attribute(names.ERROR_TYPE, error_type)
+                    span.set_attribute(names.OUTCOME, outcome)
+                    # The type, never the message: messages of user tools may carry data we must not export.
+                    span.set_status(StatusCode.ERROR, error_type)
+                span.end()
+            if telemetry.metrics is not None:
+                attributes = self._metric_attributes(call, outcome, error_type)
+                telemetry.metrics.record(names.TOOL_DURATION, time.perf_counter() - start, attributes)
+                telemetry.metrics.add(names.TOOL_CALLS, 1, attributes)
+
+    def _metric_attributes(self, call: Call, outcome: str, error_type: str | None) -> dict[str, Any]:
+        key = (call.tool, call.source, outcome, error_type)
+        attributes = self._attributes.get(key)
+        if attributes is None:
+            attributes = {
+                names.GEN_AI_TOOL_NAME: call.tool,
+                names.TOOL_SOURCE: call.source or "",
+                names.OUTCOME: outcome,
+            }
+            if error_type is not None:
+                attributes[names.ERROR_TYPE] = error_type
+            self._attributes[key] = attributes
+        return attributes
+
+
+def function_handler(fn: Callable[..., Any]) -> Handler:
+    """A handler calling ``fn(**call.arguments)``; a sync ``fn`` runs in a worker thread.
+
+    A timeout cannot stop a thread: a sync function that times out releases its slot but runs on to its end.
+    """
+    if inspect.iscoroutinefunction(fn):
+
+        async def run_async(call: Call) -> Any:
+            return await fn(**call.arguments)
+
+        return run_async
+
+    async def run_sync(call: Call) -> Any:
+        return await asyncio.to_thread(fn, **call.arguments)
+
+    return run_sync
+
+
+class Wrapped:
+    """What :func:`wrap` returns: an async callable with the wrapped function's signature, run through layers."""
+
+    def __init__(
+        self, fn: Callable[..., Any], layers: Sequence[Middleware], name: str, source: str | None
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.stack = Stack(function_handler(fn), layers)
+        self._signature = inspect.signature(fn)
+        functools.update_wrapper(self, fn)
+
+    @property
+    def layers(self) -> tuple[Middleware, ...]:
+        return self.stack.layers
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            kwargs = self._signature.bind(*args, **kwargs).arguments
+        return await self.stack(Call(self.name, kwargs, source=self.source))
+
+
+def wrap(
+    fn: Callable[..., Any], *layers: Middleware, name: str | None = None, source: str | None = None
+) -> Wrapped:
+    """Run ``fn`` through ``layers``, the first one outermost: how a user puts an existing tool behind a stack.
+
+    >>> fetch = wrap(fetch_page, log_flow_events(), Retry(RetryPolicy()), ConcurrencyLimit(5, name="web"),
+    ...              Timeout(10), name="web.fetch")
+    >>> await fetch("https://example.org")
+    """
+    return Wrapped(fn, layers, name or str(getattr(fn, "__qualname__", repr(fn))), source)

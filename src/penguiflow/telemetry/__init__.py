@@ -1,0 +1,18 @@
+"""Telemetry: the names penguiflow emits (:mod:`.names`), and an optional SDK set-up helper for applications.
+
+Library code records through the OpenTelemetry API only; nothing here installs a provider unless the
+application calls :func:`configure`.
+"""
+
+from penguiflow.telemetry.instruments import get_meter, get_tracer, register_limiter
+
+__all__ = ["configure", "get_meter", "get_tracer", "register_limiter"]
+
+
+def __getattr__(name: str) -> object:
+    # configure() imports the SDK, an optional dependency: load it only when asked for.
+    if name in {"configure", "TelemetryHandle"}:
+        from penguiflow.telemetry import setup
+
+        return getattr(setup, name)
+    raise AttributeError(name)

@@ -1,0 +1,138 @@
+"""The instruments penguiflow records to, resolved lazily against whatever providers the application set.
+
+Library code uses the OpenTelemetry *API* only. While no SDK provider is installed, :func:`current` returns
+``None`` and every layer skips telemetry entirely, so "telemetry off" costs one global lookup per call.
+Once an application installs providers (directly or through :func:`penguiflow.telemetry.configure`), the
+instruments are created once for that provider and reused.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
+from opentelemetry.trace import Tracer
+
+from penguiflow import __version__
+from penguiflow.telemetry import names
+
+_NOOP_PROVIDERS = frozenset(
+    {"_ProxyMeterProvider", "NoOpMeterProvider", "ProxyTracerProvider", "NoOpTracerProvider"}
+)
+
+
+class LimiterState(Protocol):
+    """What the limiter gauges read: any limiter exposing these four attributes can register."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def queued(self) -> int: ...
+    @property
+    def limit(self) -> int: ...
+
+
+_limiters: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register_limiter(limiter: LimiterState) -> None:
+    """Report ``limiter`` through the in-flight, queued and limit gauges for as long as it lives."""
+    _limiters.add(limiter)
+
+
+def _observe(attr: str) -> Any:
+    def callback(_options: CallbackOptions) -> Iterable[Observation]:
+        # Several limiters may share a name (one Level 2 limiter per planner run): report their sum.
+        totals: dict[str, int] = {}
+        for limiter in list(_limiters):
+            totals[limiter.name] = totals.get(limiter.name, 0) + getattr(limiter, attr)
+        return [Observation(value, {names.LIMITER_NAME: name}) for name, value in totals.items()]
+
+    return callback
+
+
+_GAUGE_READS = {
+    names.LIMITER_IN_FLIGHT: "in_flight",
+    names.LIMITER_QUEUED: "queued",
+    names.LIMITER_LIMIT: "limit",
+}
+
+
+class Metrics:
+    """Histograms and counters of ``names.METRICS`` created on one meter; gauges are observed on collection."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.histograms: dict[str, Histogram] = {}
+        self.counters: dict[str, Counter] = {}
+        for spec in names.METRICS:
+            if spec.kind == "histogram":
+                self.histograms[spec.name] = meter.create_histogram(
+                    spec.name,
+                    unit=spec.unit,
+                    description=spec.description,
+                    explicit_bucket_boundaries_advisory=list(spec.buckets or names.DURATION_BUCKETS),
+                )
+            elif spec.kind == "counter":
+                self.counters[spec.name] = meter.create_counter(
+                    spec.name, unit=spec.unit, description=spec.description
+                )
+            else:
+                meter.create_observable_gauge(
+                    spec.name,
+                    callbacks=[_observe(_GAUGE_READS[spec.name])],
+                    unit=spec.unit,
+                    description=spec.description,
+                )
+
+    def record(self, name: str, value: float, attributes: Mapping[str, Any]) -> None:
+        self.histograms[name].record(value, attributes)
+
+    def add(self, name: str, value: int, attributes: Mapping[str, Any]) -> None:
+        self.counters[name].add(value, attributes)
+
+
+class Telemetry:
+    """The tracer and metrics for the providers in force; either may be ``None`` (that signal is off)."""
+
+    __slots__ = ("metrics", "tracer")
+
+    def __init__(self, tracer: Tracer | None, metrics_: Metrics | None) -> None:
+        self.tracer = tracer
+        self.metrics = metrics_
+
+
+_cache: tuple[object, object, Telemetry | None] = (None, None, None)
+
+
+def current() -> Telemetry | None:
+    """The telemetry to record to now, or ``None`` when the application installed no SDK provider."""
+    global _cache
+    tracer_provider = trace.get_tracer_provider()
+    meter_provider = metrics.get_meter_provider()
+    cached_tp, cached_mp, cached = _cache
+    if tracer_provider is cached_tp and meter_provider is cached_mp:
+        return cached
+    tracer = None
+    if type(tracer_provider).__name__ not in _NOOP_PROVIDERS:
+        tracer = tracer_provider.get_tracer(names.SCOPE, __version__)
+    metrics_ = None
+    if type(meter_provider).__name__ not in _NOOP_PROVIDERS:
+        metrics_ = Metrics(meter_provider.get_meter(names.SCOPE, __version__))
+    resolved = Telemetry(tracer, metrics_) if (tracer or metrics_) else None
+    _cache = (tracer_provider, meter_provider, resolved)
+    return resolved
+
+
+def get_tracer() -> Tracer:
+    """A tracer of penguiflow's scope through the global (possibly proxy) provider, for plug-in layers."""
+    return trace.get_tracer(names.SCOPE, __version__)
+
+
+def get_meter() -> Meter:
+    """A meter of penguiflow's scope through the global (possibly proxy) provider, for plug-in layers."""
+    return metrics.get_meter(names.SCOPE, __version__)

@@ -1,0 +1,224 @@
+"""Every span, metric and attribute name penguiflow emits, declared once.
+
+Where the OpenTelemetry GenAI conventions have a name we use it (``execute_tool {tool}``,
+``gen_ai.execute_tool.duration``, ``gen_ai.tool.name`` …); the conventions define no limiter, retry or
+timeout signals, so those are ours under ``penguiflow.*``. ``METRICS`` is the table that ``docs/telemetry.md``
+and the Grafana dashboards are generated from, so a name cannot drift between code, docs and dashboards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+# --- instrumentation scope ---------------------------------------------------------------------------------
+SCOPE: Final = "penguiflow"
+
+# --- span names (format with str.format) ---------------------------------------------------------------------
+SPAN_EXECUTE_TOOL: Final = "execute_tool {tool}"
+SPAN_QUEUE_WAIT: Final = "queue_wait {limiter}"
+SPAN_ATTEMPT: Final = "attempt {tool}"
+SPAN_INVOKE_AGENT: Final = "invoke_agent {agent}"
+SPAN_CHAT: Final = "chat {model}"
+
+# --- span events ---------------------------------------------------------------------------------------------
+EVENT_BACKOFF: Final = "penguiflow.retry.backoff"
+EVENT_TIMEOUT: Final = "penguiflow.timeout"
+EVENT_REJECTED: Final = "penguiflow.limiter.rejected"
+
+# --- attributes ----------------------------------------------------------------------------------------------
+# OpenTelemetry semantic conventions (GenAI, error, HTTP)
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+ERROR_TYPE: Final = "error.type"
+HTTP_RESEND_COUNT: Final = "http.request.resend_count"
+HTTP_STATUS_CODE: Final = "http.response.status_code"
+# ours
+TOOL_SOURCE: Final = "penguiflow.tool.source"
+OUTCOME: Final = "penguiflow.outcome"
+LIMITER_NAME: Final = "penguiflow.limiter.name"
+LIMITER_WAITED: Final = "penguiflow.limiter.waited"
+ATTEMPT: Final = "penguiflow.attempt"
+RETRY_REASON: Final = "penguiflow.retry.reason"
+RETRY_WAIT_S: Final = "penguiflow.retry.wait_s"
+TIMEOUT_S: Final = "penguiflow.timeout_s"
+REJECT_REASON: Final = "penguiflow.reject.reason"
+PLANNER_STOP_REASON: Final = "penguiflow.planner.reason"
+
+OPERATION_EXECUTE_TOOL: Final = "execute_tool"
+OPERATION_INVOKE_AGENT: Final = "invoke_agent"
+OPERATION_CHAT: Final = "chat"
+
+# Outcome values of one tool call; every call ends in exactly one of them.
+Outcome = Literal["success", "error", "timeout", "rejected", "cancelled"]
+OUTCOMES: Final[tuple[Outcome, ...]] = ("success", "error", "timeout", "rejected", "cancelled")
+
+# --- metric names --------------------------------------------------------------------------------------------
+TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
+TOOL_CALLS: Final = "penguiflow.tool.calls"
+LIMITER_IN_FLIGHT: Final = "penguiflow.limiter.in_flight"
+LIMITER_QUEUED: Final = "penguiflow.limiter.queued"
+LIMITER_LIMIT: Final = "penguiflow.limiter.limit"
+LIMITER_WAIT: Final = "penguiflow.limiter.wait.duration"
+LIMITER_REJECTED: Final = "penguiflow.limiter.rejected"
+RETRY_ATTEMPTS: Final = "penguiflow.retry.attempts"
+TIMEOUTS: Final = "penguiflow.timeouts"
+AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
+LLM_DURATION: Final = "gen_ai.client.operation.duration"
+LLM_TOKENS: Final = "gen_ai.client.token.usage"
+PLANNER_RUNS: Final = "penguiflow.planner.runs"
+PLANNER_HOPS: Final = "penguiflow.planner.hops"
+PLANNER_FANOUT: Final = "penguiflow.planner.fanout"
+
+# Seconds; the GenAI conventions' advice for durations, extended down to 1 ms for queue waits.
+DURATION_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+FANOUT_BUCKETS: Final = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0)
+TOKEN_BUCKETS: Final = tuple(float(4**i) for i in range(1, 12))
+
+InstrumentKind = Literal["histogram", "counter", "gauge"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One row of the metric table."""
+
+    name: str
+    kind: InstrumentKind
+    unit: str
+    description: str
+    attributes: tuple[str, ...]
+    buckets: tuple[float, ...] | None = None  # histograms only: explicit bucket boundaries
+
+    @property
+    def prometheus_name(self) -> str:
+        """The name the OpenTelemetry Prometheus exporter gives this metric (without ``_bucket``/``_count``)."""
+        base = self.name.replace(".", "_")
+        if self.unit == "s":
+            base += "_seconds"
+        if self.kind == "counter":
+            base += "_total"
+        return base
+
+
+_TOOL = (GEN_AI_TOOL_NAME, TOOL_SOURCE)
+_LIMITER = (LIMITER_NAME,)
+
+METRICS: Final[tuple[MetricSpec, ...]] = (
+    MetricSpec(
+        TOOL_DURATION,
+        "histogram",
+        "s",
+        "Duration of one tool call, all attempts and queueing included.",
+        (*_TOOL, OUTCOME, ERROR_TYPE),
+        DURATION_BUCKETS,
+    ),
+    MetricSpec(
+        TOOL_CALLS, "counter", "{call}", "Tool calls that ended, by outcome.", (*_TOOL, OUTCOME, ERROR_TYPE)
+    ),
+    MetricSpec(LIMITER_IN_FLIGHT, "gauge", "{call}", "Calls holding a slot of the limiter now.", _LIMITER),
+    MetricSpec(LIMITER_QUEUED, "gauge", "{call}", "Calls waiting in the limiter's FIFO queue now.", _LIMITER),
+    MetricSpec(LIMITER_LIMIT, "gauge", "{call}", "The limiter's current max_concurrency.", _LIMITER),
+    MetricSpec(
+        LIMITER_WAIT,
+        "histogram",
+        "s",
+        "Time from arriving at the limiter to holding a slot (0 if none).",
+        (*_LIMITER, LIMITER_WAITED),
+        DURATION_BUCKETS,
+    ),
+    MetricSpec(
+        LIMITER_REJECTED,
+        "counter",
+        "{call}",
+        "Calls refused at once because the queue was full.",
+        (*_LIMITER, REJECT_REASON),
+    ),
+    MetricSpec(
+        RETRY_ATTEMPTS,
+        "counter",
+        "{attempt}",
+        "Retries (attempts after the first), by reason.",
+        (*_TOOL, RETRY_REASON),
+    ),
+    MetricSpec(TIMEOUTS, "counter", "{attempt}", "Attempts that ran past their Timeout layer.", _TOOL),
+    MetricSpec(
+        AGENT_DURATION,
+        "histogram",
+        "s",
+        "Duration of one planner run.",
+        (GEN_AI_AGENT_NAME, PLANNER_STOP_REASON),
+        DURATION_BUCKETS,
+    ),
+    MetricSpec(
+        PLANNER_RUNS,
+        "counter",
+        "{run}",
+        "Planner runs that ended, by reason.",
+        (GEN_AI_AGENT_NAME, PLANNER_STOP_REASON),
+    ),
+    MetricSpec(
+        PLANNER_HOPS,
+        "counter",
+        "{hop}",
+        "Planner hops (one LLM turn and the tool calls it asked for).",
+        (GEN_AI_AGENT_NAME,),
+    ),
+    MetricSpec(
+        PLANNER_FANOUT,
+        "histogram",
+        "{call}",
+        "Tool calls issued in one hop.",
+        (GEN_AI_AGENT_NAME,),
+        FANOUT_BUCKETS,
+    ),
+    MetricSpec(
+        LLM_DURATION,
+        "histogram",
+        "s",
+        "Duration of one LLM call.",
+        (GEN_AI_OPERATION_NAME, GEN_AI_REQUEST_MODEL, ERROR_TYPE),
+        DURATION_BUCKETS,
+    ),
+    MetricSpec(
+        LLM_TOKENS,
+        "histogram",
+        "{token}",
+        "Tokens per LLM call, as the LLM reported them.",
+        (GEN_AI_OPERATION_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_TOKEN_TYPE),
+        TOKEN_BUCKETS,
+    ),
+)
+
+
+def metric(name: str) -> MetricSpec:
+    """The table row of metric ``name``."""
+    for spec in METRICS:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)

@@ -1,0 +1,182 @@
+"""``configure()``: install the OpenTelemetry SDK for an application that wants penguiflow's telemetry exported.
+
+Only applications call this — the library never installs providers by itself. It honours the standard
+environment variables: ``OTEL_SDK_DISABLED``, ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
+``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` (``otlp``, ``console``, ``prometheus``, ``none``, comma
+separated), ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``…_TRACES_ENDPOINT`` / ``…_METRICS_ENDPOINT``, ``…_HEADERS`` and
+``OTEL_EXPORTER_OTLP_PROTOCOL`` (read by the exporters themselves), and ``OTEL_METRIC_EXPORT_INTERVAL``.
+Arguments win over the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+
+from penguiflow.errors import ConfigurationError
+
+
+@dataclass
+class TelemetryHandle:
+    """What :func:`configure` installed; ``shutdown()`` flushes and stops every exporter."""
+
+    tracer_provider: TracerProvider | None
+    meter_provider: MeterProvider | None
+    prometheus_port: int | None = None
+    _servers: list[Any] = field(default_factory=list)
+
+    def force_flush(self) -> None:
+        if self.tracer_provider is not None:
+            self.tracer_provider.force_flush()
+        if self.meter_provider is not None:
+            self.meter_provider.force_flush()
+
+    def shutdown(self) -> None:
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+        if self.meter_provider is not None:
+            self.meter_provider.shutdown()
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+
+
+def _exporters(variable: str, default: str) -> set[str]:
+    value = os.environ.get(variable, default)
+    return {part.strip().lower() for part in value.split(",") if part.strip()}
+
+
+def _otlp_protocol(signal: str) -> str:
+    return os.environ.get(
+        f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL",
+        os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+    )
+
+
+def _otlp_span_exporter(endpoint: str | None) -> SpanExporter:
+    if _otlp_protocol("TRACES") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+        return GrpcSpanExporter(endpoint=endpoint)  # type: ignore[no-any-return]
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces" if endpoint else None)  # type: ignore[no-any-return]
+
+
+def _otlp_metric_exporter(endpoint: str | None) -> Any:
+    if _otlp_protocol("METRICS") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+
+        return GrpcMetricExporter(endpoint=endpoint)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter(endpoint=f"{endpoint.rstrip('/')}/v1/metrics" if endpoint else None)
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    otlp_endpoint: str | None = None,
+    otlp: bool | None = None,
+    console: bool = False,
+    prometheus_port: int | None = None,
+    prometheus_host: str = "127.0.0.1",
+    metric_export_interval_s: float | None = None,
+    span_processor: str = "batch",
+    span_exporters: Sequence[SpanExporter] = (),
+    span_processors: Sequence[SpanProcessor] = (),
+    metric_readers: Sequence[MetricReader] = (),
+) -> TelemetryHandle:
+    """Install SDK tracer and meter providers as the global ones and return a handle to shut them down.
+
+    ``otlp=True`` (or an ``otlp_endpoint``, or ``OTEL_EXPORTER_OTLP_ENDPOINT`` in the environment, or ``otlp`` in
+    ``OTEL_TRACES_EXPORTER``) exports traces and metrics over OTLP; ``console=True`` prints spans;
+    ``prometheus_port`` serves a Prometheus scrape endpoint on ``prometheus_host`` (0 picks a free port, read
+    it back from the handle). ``span_exporters``, ``span_processors`` and ``metric_readers`` add your own.
+    """
+    if span_processor not in {"batch", "simple"}:
+        raise ConfigurationError("span_processor", f"must be 'batch' or 'simple', got {span_processor!r}")
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return TelemetryHandle(None, None)
+
+    env_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    trace_kinds = _exporters(
+        "OTEL_TRACES_EXPORTER", "otlp" if (otlp or otlp_endpoint or env_endpoint) else "none"
+    )
+    metric_kinds = _exporters(
+        "OTEL_METRICS_EXPORTER", "otlp" if (otlp or otlp_endpoint or env_endpoint) else "none"
+    )
+    if otlp is False:
+        trace_kinds.discard("otlp")
+        metric_kinds.discard("otlp")
+    if console:
+        trace_kinds.add("console")
+    if prometheus_port is not None:
+        metric_kinds.add("prometheus")
+
+    attributes = {SERVICE_NAME: service_name} if service_name else {}
+    resource = Resource.create(attributes)  # merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME
+
+    processor_type = BatchSpanProcessor if span_processor == "batch" else SimpleSpanProcessor
+    tracer_provider = TracerProvider(resource=resource)
+    exporters: list[SpanExporter] = list(span_exporters)
+    if "otlp" in trace_kinds:
+        exporters.append(_otlp_span_exporter(otlp_endpoint))
+    if "console" in trace_kinds:
+        tracer_provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    for exporter in exporters:
+        tracer_provider.add_span_processor(processor_type(exporter))
+    for processor in span_processors:
+        tracer_provider.add_span_processor(processor)
+
+    readers: list[MetricReader] = list(metric_readers)
+    interval_ms = (
+        metric_export_interval_s * 1000
+        if metric_export_interval_s is not None
+        else float(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "60000"))
+    )
+    if "otlp" in metric_kinds:
+        readers.append(
+            PeriodicExportingMetricReader(
+                _otlp_metric_exporter(otlp_endpoint), export_interval_millis=interval_ms
+            )
+        )
+    if "console" in metric_kinds:
+        readers.append(
+            PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=interval_ms)
+        )
+    handle = TelemetryHandle(tracer_provider, None)
+    if "prometheus" in metric_kinds:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import start_http_server
+
+        readers.append(PrometheusMetricReader())
+        server, _thread = start_http_server(prometheus_port or 0, addr=prometheus_host)
+        handle.prometheus_port = server.server_port
+        handle._servers.append(server)
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    handle.meter_provider = meter_provider
+
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    return handle

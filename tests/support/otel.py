@@ -1,0 +1,71 @@
+"""One in-memory OpenTelemetry SDK for the whole test session, and helpers to read what it captured.
+
+Global providers can be set once per process, so tests share these; each test isolates itself by using its own
+tool and limiter names (metrics are cumulative) and by clearing the span exporter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, NumberDataPoint
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+SPANS = InMemorySpanExporter()
+READER = InMemoryMetricReader()
+_installed = False
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(SPANS))
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
+    _installed = True
+
+
+def points(name: str, **match: Any) -> list[tuple[Mapping[str, Any], Any]]:
+    """Data points of metric ``name`` whose attributes include ``match``."""
+    found: list[tuple[Mapping[str, Any], Any]] = []
+    data = READER.get_metrics_data()
+    if data is None:
+        return found
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name != name:
+                    continue
+                for point in metric.data.data_points:
+                    attributes = dict(point.attributes or {})
+                    if all(attributes.get(k) == v for k, v in match.items()):
+                        found.append((attributes, point))
+    return found
+
+
+def value(name: str, **match: Any) -> float:
+    """Sum of counter/gauge values of ``name`` over points matching ``match`` (0 if none)."""
+    total = 0.0
+    for _attributes, point in points(name, **match):
+        assert isinstance(point, NumberDataPoint), f"{name} is not a counter or gauge"
+        total += point.value
+    return total
+
+
+def histogram_count(name: str, **match: Any) -> int:
+    total = 0
+    for _attributes, point in points(name, **match):
+        assert isinstance(point, HistogramDataPoint), f"{name} is not a histogram"
+        total += point.count
+    return total
+
+
+def spans(prefix: str = "") -> list[ReadableSpan]:
+    return [span for span in SPANS.get_finished_spans() if span.name.startswith(prefix)]
