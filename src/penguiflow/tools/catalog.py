@@ -1,0 +1,37 @@
+"""Catalog entries: what ``ToolNode.get_tools()`` and ``@tool`` produce and what the planner consumes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from penguiflow.middleware.call import Call, new_call_id
+from penguiflow.middleware.stack import Stack
+
+if TYPE_CHECKING:
+    from penguiflow.middleware.concurrency import ConcurrencyLimit
+
+
+@dataclass(eq=False)
+class ToolEntry:
+    """One tool in a catalog. ``name`` is unique in the catalog (``github.create_issue``, ``local.summarize``);
+    ``source`` is the tool source's name, ``None`` for a native tool (which has no per-source limit).
+    ``stack`` runs a call of this tool through its source's layers."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    source: str | None
+    stack: Stack = field(repr=False)
+
+    async def invoke(
+        self,
+        arguments: Mapping[str, Any],
+        *,
+        call_id: str | None = None,
+        limits: tuple[ConcurrencyLimit, ...] = (),
+    ) -> Any:
+        """Run one call. ``limits`` are the caller's extra limiters (the planner's Level 1 and 2)."""
+        call = Call(self.name, dict(arguments), source=self.source, call_id=call_id or new_call_id(), limits=limits)
+        return await self.stack(call)

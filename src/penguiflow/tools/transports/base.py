@@ -1,0 +1,30 @@
+"""The one interface every transport implements. A transport knows nothing of limits, retries or telemetry
+layers: it discovers tools and performs one call, raising the typed errors of :mod:`penguiflow.errors`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool as its source describes it: source-local ``name``, description and JSON schema of its arguments."""
+
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class Transport(Protocol):
+    async def connect(self) -> list[ToolSpec]:
+        """Open the connection (idempotent) and return the tools the source offers."""
+        ...
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> Any:
+        """Run one call of source-local ``tool``; raise :class:`~penguiflow.errors.ToolError` subclasses."""
+        ...
+
+    async def close(self) -> None:
+        """Release every resource; a later ``connect()`` may open it again."""
+        ...
