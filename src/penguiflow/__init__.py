@@ -3,5 +3,7 @@
 __version__ = "0.1.0"
 
 from penguiflow.middleware import FlowEvent, log_flow_events, wrap
+from penguiflow.registry import ModelRegistry
+from penguiflow.tools.native import tool
 
-__all__ = ["FlowEvent", "__version__", "log_flow_events", "wrap"]
+__all__ = ["FlowEvent", "ModelRegistry", "__version__", "log_flow_events", "tool", "wrap"]

@@ -6,6 +6,7 @@ tool and limiter names (metrics are cumulative) and by clearing the span exporte
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 SPANS = InMemorySpanExporter()
 READER = InMemoryMetricReader()
 _installed = False
+_ids = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    """A fresh tool or limiter name: metrics are cumulative and shared by the session, so each test (and
+    each hypothesis example) records under names of its own."""
+    return f"{prefix}.{next(_ids)}"
 
 
 def install() -> None:

@@ -82,7 +82,10 @@ class ConcurrencyLimit:
     async def acquire(self, call: Call | None = None) -> float:
         """Take a slot, waiting in FIFO order; returns the seconds waited. Pair with :meth:`release`."""
         telemetry = instruments.current()
-        if self._in_flight < self._limit and not self._queued:
+        # Not ``not self._queued``: a waiter cancelled in this loop iteration is still counted there until its
+        # task runs, and a newcomer sent to the queue behind it would wait with a slot free. Waiters left in
+        # the deque imply every slot is taken (each release or raise of the limit drains the deque first).
+        if self._in_flight < self._limit and not self._waiters:
             self._in_flight += 1
             if telemetry is not None and telemetry.metrics is not None:
                 telemetry.metrics.record(names.LIMITER_WAIT, 0.0, self._wait_attributes[False])
@@ -91,6 +94,8 @@ class ConcurrencyLimit:
 
     def release(self) -> None:
         """Give back a slot taken by :meth:`acquire`; it goes straight to the oldest waiter."""
+        if self._in_flight <= 0:
+            raise RuntimeError(f"ConcurrencyLimit {self._name!r}: release() without a matching acquire()")
         self._in_flight -= 1
         self._grant()
 
@@ -117,8 +122,8 @@ class ConcurrencyLimit:
                 names.SPAN_QUEUE_WAIT.format(limiter=self._name),
                 attributes={
                     names.LIMITER_NAME: self._name,
-                    "penguiflow.limiter.queued": self._queued,
-                    "penguiflow.limiter.limit": self._limit,
+                    names.LIMITER_QUEUED_AT_ARRIVAL: self._queued,
+                    names.LIMITER_LIMIT_AT_ARRIVAL: self._limit,
                 },
             )
             token = otel_context.attach(trace.set_span_in_context(span))
@@ -136,10 +141,14 @@ class ConcurrencyLimit:
                 otel_context.detach(token)  # type: ignore[arg-type]
                 span.end()
         waited = time.perf_counter() - start
-        if telemetry is not None and telemetry.metrics is not None:
-            telemetry.metrics.record(names.LIMITER_WAIT, waited, self._wait_attributes[True])
-        if call is not None:
-            emit(call, self.latency_callback, QUEUE_WAIT, waited * 1000, limiter=self._name)
+        try:
+            if telemetry is not None and telemetry.metrics is not None:
+                telemetry.metrics.record(names.LIMITER_WAIT, waited, self._wait_attributes[True])
+            if call is not None:
+                emit(call, self.latency_callback, QUEUE_WAIT, waited * 1000, limiter=self._name)
+        except BaseException:
+            self.release()  # the caller never learns it holds the slot: give it back
+            raise
         return waited
 
     def _reject(self, call: Call | None, telemetry: instruments.Telemetry | None) -> None:
@@ -166,7 +175,10 @@ class CallerLimits:
     """Acquires the limiters the *caller* put on ``call.limits`` (the planner's Level 1 and Level 2), in order.
 
     Sits in a tool's stack between retry and the tool source's own limit, so a call sleeping in back-off holds
-    no slot at any level. With no caller limits it is a pass-through.
+    no slot at any level. With no caller limits it is a pass-through. A call holds the slots it has while it
+    waits for the next limiter, so put the narrowest limiter first (Level 2 before Level 1): a query limited to
+    5 then holds at most 5 of the planner's slots, instead of taking them all to wait for its own 5. If a later
+    limiter rejects the call or it is cancelled while waiting, every slot already taken is given back.
     """
 
     async def __call__(self, call: Call, call_next: CallNext) -> Any:

@@ -84,8 +84,11 @@ def emit(
     if callback is not None:
         run_callback(callback, event)
     if listeners:
-        for listener in listeners:
-            listener(event)
+        for listener in tuple(listeners):  # a copy: a listener may unsubscribe while we iterate
+            try:
+                listener(event)
+            except Exception:  # a listener is a callback too: it must never break the call
+                _internal_log.exception("flow event listener raised on %s for %s", event_type, call.tool)
 
 
 _LEVELS: Final = {
@@ -112,7 +115,8 @@ class FlowEventLogger:
         call.listeners.append(self.on_event)
         start = time.perf_counter()
         try:
-            emit(call, None, NODE_START, 0.0)
+            if self._wanted(call, NODE_START):
+                emit(call, None, NODE_START, 0.0)
             try:
                 result = await call_next(call)
             except asyncio.CancelledError as exc:
@@ -121,10 +125,20 @@ class FlowEventLogger:
             except Exception as exc:
                 emit(call, None, NODE_ERROR, (time.perf_counter() - start) * 1000, error=exc)
                 raise
-            emit(call, None, NODE_SUCCESS, (time.perf_counter() - start) * 1000)
+            if self._wanted(call, NODE_SUCCESS):
+                emit(call, None, NODE_SUCCESS, (time.perf_counter() - start) * 1000)
             return result
         finally:
             call.listeners.remove(self.on_event)
+
+    def _wanted(self, call: Call, event_type: str) -> bool:
+        """Whether an event of the happy path reaches anyone: building one costs more than the rest of the
+        layer, and with the default logger (level WARNING) nobody reads ``node_start`` or ``node_success``."""
+        if self.latency_callback is not None and event_type != NODE_START:
+            return True
+        if not self._stdlib or (call.listeners is not None and len(call.listeners) > 1):
+            return True  # a structlog logger filters itself; other listeners want every event
+        return bool(self.logger.isEnabledFor(_LEVELS[event_type]))
 
     def on_event(self, event: FlowEvent) -> None:
         """Log one event and hand it to the latency callback (not for ``node_start``, which has no latency)."""

@@ -45,7 +45,11 @@ class RetryPolicy(BaseModel):
         (429, 500, 502, 503, 504), description="Statuses (HTTP or equivalent) that are worth another attempt."
     )
     jitter: float = Field(
-        0.5, ge=0, le=1, description="Each back-off is cut by up to this fraction, at random."
+        0.5,
+        ge=0,
+        le=1,
+        description="Each back-off is lengthened by up to this fraction, at random, but never past "
+        "wait_exponential_max_s: waits stay within [min, max].",
     )
     retry_on_timeout: bool = Field(True, description="Retry attempts that timed out.")
     retry_on_connection_error: bool = Field(True, description="Retry failures to reach the source.")
@@ -74,7 +78,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not str.isdigit() alone: "²" is a digit to it
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -233,7 +237,10 @@ class Retry:
         if isinstance(retry_after, int | float) and retry_after >= 0:
             return min(float(retry_after), self.policy.max_retry_after_s)
         backoff: float = self._backoff(state)
-        return backoff * (1.0 - self.policy.jitter * random.random())
+        # Jitter spreads upwards and is capped, so every wait stays within [min, max] as the policy says
+        # (cutting downwards would make the first wait shorter than wait_exponential_min_s).
+        jittered = backoff * (1.0 + self.policy.jitter * random.random())
+        return min(jittered, self.policy.wait_exponential_max_s)
 
     async def _attempt_in_span(self, tracer: trace.Tracer, call: Call, call_next: CallNext) -> Any:
         span = tracer.start_span(

@@ -10,7 +10,7 @@ import asyncio
 import functools
 import inspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -58,11 +58,13 @@ class Stack:
         self._entry = chain(handler, self.layers)
         self._attributes: dict[tuple[str, str | None, str, str | None], dict[str, Any]] = {}
 
-    async def __call__(self, call: Call) -> Any:
+    def __call__(self, call: Call) -> Awaitable[Any]:
+        # A plain function returning the awaitable, not a coroutine of its own: a queued call then holds one
+        # coroutine frame less (~220 bytes with 100,000 calls queued, see benchmarks/scale.py).
         telemetry = instruments.current()
         if telemetry is None:
-            return await self._entry(call)
-        return await self._traced(call, telemetry)
+            return self._entry(call)
+        return self._traced(call, telemetry)
 
     async def _traced(self, call: Call, telemetry: instruments.Telemetry) -> Any:
         start = time.perf_counter()

@@ -5,8 +5,9 @@ application calls :func:`configure`.
 """
 
 from penguiflow.telemetry.instruments import get_meter, get_tracer, register_limiter
+from penguiflow.telemetry.logging import add_trace_ids
 
-__all__ = ["configure", "get_meter", "get_tracer", "register_limiter"]
+__all__ = ["add_trace_ids", "configure", "get_meter", "get_tracer", "register_limiter"]
 
 
 def __getattr__(name: str) -> object:

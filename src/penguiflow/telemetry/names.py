@@ -52,6 +52,9 @@ RETRY_WAIT_S: Final = "penguiflow.retry.wait_s"
 TIMEOUT_S: Final = "penguiflow.timeout_s"
 REJECT_REASON: Final = "penguiflow.reject.reason"
 PLANNER_STOP_REASON: Final = "penguiflow.planner.reason"
+# on a queue_wait span: the queue depth (this call included) and the limit when the call joined the queue
+LIMITER_QUEUED_AT_ARRIVAL: Final = "penguiflow.limiter.queued"
+LIMITER_LIMIT_AT_ARRIVAL: Final = "penguiflow.limiter.limit"
 
 OPERATION_EXECUTE_TOOL: Final = "execute_tool"
 OPERATION_INVOKE_AGENT: Final = "invoke_agent"
@@ -222,3 +225,110 @@ def metric(name: str) -> MetricSpec:
         if spec.name == name:
             return spec
     raise KeyError(name)
+
+
+# --- the documentation table of spans, span events and attributes ----------------------------------------------
+NameKind = Literal["span", "span event", "attribute"]
+
+
+@dataclass(frozen=True, slots=True)
+class NameSpec:
+    """One row of the name table for what is not a metric: a span, a span event or an attribute."""
+
+    name: str
+    kind: NameKind
+    description: str
+    attributes: tuple[str, ...] = ()
+    unit: str = ""
+
+
+_SPAN_TOOL = (GEN_AI_OPERATION_NAME, GEN_AI_TOOL_NAME, GEN_AI_TOOL_CALL_ID, GEN_AI_TOOL_TYPE, TOOL_SOURCE)
+
+SPANS: Final[tuple[NameSpec, ...]] = (
+    NameSpec(
+        SPAN_EXECUTE_TOOL,
+        "span",
+        "One tool call, all attempts and queueing included (kind INTERNAL). On failure also error.type, "
+        "penguiflow.outcome and status ERROR.",
+        (*_SPAN_TOOL, ERROR_TYPE, OUTCOME),
+    ),
+    NameSpec(
+        SPAN_QUEUE_WAIT,
+        "span",
+        "Child of execute_tool: the time a call waited for a slot of a ConcurrencyLimit; only when it waited.",
+        (LIMITER_NAME, LIMITER_QUEUED_AT_ARRIVAL, LIMITER_LIMIT_AT_ARRIVAL),
+    ),
+    NameSpec(
+        SPAN_ATTEMPT,
+        "span",
+        "Child of execute_tool: one attempt of a retried call; only when there was more than one attempt.",
+        (GEN_AI_TOOL_NAME, ATTEMPT, HTTP_RESEND_COUNT, ERROR_TYPE),
+    ),
+    NameSpec(SPAN_INVOKE_AGENT, "span", "One planner run.", (GEN_AI_OPERATION_NAME, GEN_AI_AGENT_NAME)),
+    NameSpec(
+        SPAN_CHAT,
+        "span",
+        "One LLM call of the planner.",
+        (GEN_AI_OPERATION_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_PROVIDER_NAME),
+    ),
+)
+
+EVENTS: Final[tuple[NameSpec, ...]] = (
+    NameSpec(
+        EVENT_BACKOFF,
+        "span event",
+        "On execute_tool: an attempt failed retryably; the call sleeps before the next one.",
+        (ATTEMPT, RETRY_REASON, RETRY_WAIT_S),
+    ),
+    NameSpec(
+        EVENT_TIMEOUT,
+        "span event",
+        "On the current span: an attempt ran past its Timeout layer.",
+        (TIMEOUT_S, ATTEMPT),
+    ),
+    NameSpec(
+        EVENT_REJECTED,
+        "span event",
+        "On execute_tool: the limiter's queue was full (max_queue), the call was refused.",
+        (LIMITER_NAME,),
+    ),
+)
+
+ATTRIBUTES: Final[tuple[NameSpec, ...]] = (
+    NameSpec(GEN_AI_OPERATION_NAME, "attribute", "GenAI operation: execute_tool, invoke_agent or chat."),
+    NameSpec(GEN_AI_TOOL_NAME, "attribute", "The tool's catalog name (github.create_issue)."),
+    NameSpec(GEN_AI_TOOL_CALL_ID, "attribute", "Unique id of one tool call."),
+    NameSpec(
+        GEN_AI_TOOL_TYPE, "attribute", "function (native or wrapped) or extension (an external source)."
+    ),
+    NameSpec(GEN_AI_AGENT_NAME, "attribute", "The planner (agent) name."),
+    NameSpec(GEN_AI_REQUEST_MODEL, "attribute", "The LLM model asked for."),
+    NameSpec(GEN_AI_PROVIDER_NAME, "attribute", "The LLM provider."),
+    NameSpec(GEN_AI_TOKEN_TYPE, "attribute", "input or output (token usage histogram)."),
+    NameSpec(GEN_AI_USAGE_INPUT_TOKENS, "attribute", "Input tokens of one LLM call.", unit="{token}"),
+    NameSpec(GEN_AI_USAGE_OUTPUT_TOKENS, "attribute", "Output tokens of one LLM call.", unit="{token}"),
+    NameSpec(ERROR_TYPE, "attribute", "The exception's class name on failure (never its message)."),
+    NameSpec(HTTP_RESEND_COUNT, "attribute", "Attempt number - 1 on an attempt span."),
+    NameSpec(HTTP_STATUS_CODE, "attribute", "HTTP status of a tool source's response."),
+    NameSpec(TOOL_SOURCE, "attribute", "The tool source (ToolNode name); empty for a wrapped function."),
+    NameSpec(OUTCOME, "attribute", "How a call ended: " + " | ".join(OUTCOMES) + "."),
+    NameSpec(LIMITER_NAME, "attribute", "The limiter's name (a tool source, planner, planner.run …)."),
+    NameSpec(LIMITER_WAITED, "attribute", "Whether the call had to queue (false: a slot was free)."),
+    NameSpec(
+        LIMITER_QUEUED_AT_ARRIVAL,
+        "attribute",
+        "On queue_wait: queue depth when the call joined it, itself included.",
+        unit="{call}",
+    ),
+    NameSpec(
+        LIMITER_LIMIT_AT_ARRIVAL, "attribute", "On queue_wait: the limit when the call joined the queue."
+    ),
+    NameSpec(ATTEMPT, "attribute", "Attempt number, 1 for the first."),
+    NameSpec(
+        RETRY_REASON, "attribute", "Why a retry happened: status_<code> | timeout | connection | error."
+    ),
+    NameSpec(RETRY_WAIT_S, "attribute", "Back-off slept before the next attempt.", unit="s"),
+    NameSpec(TIMEOUT_S, "attribute", "The Timeout layer's bound.", unit="s"),
+    NameSpec(REJECT_REASON, "attribute", "Why a limiter refused a call: queue_full."),
+    NameSpec(PLANNER_STOP_REASON, "attribute", "Why a planner run ended."),
+)

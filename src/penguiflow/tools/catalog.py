@@ -33,5 +33,7 @@ class ToolEntry:
         limits: tuple[ConcurrencyLimit, ...] = (),
     ) -> Any:
         """Run one call. ``limits`` are the caller's extra limiters (the planner's Level 1 and 2)."""
-        call = Call(self.name, dict(arguments), source=self.source, call_id=call_id or new_call_id(), limits=limits)
+        call = Call(
+            self.name, dict(arguments), source=self.source, call_id=call_id or new_call_id(), limits=limits
+        )
         return await self.stack(call)

@@ -1,0 +1,429 @@
+"""The Redis limits against a real redis-server (fixture) and real worker processes calling a real HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.support import otel
+
+from penguiflow import wrap
+from penguiflow.errors import ConfigurationError
+from penguiflow.middleware import Call
+from penguiflow_middleware import (
+    LimiterUnavailableError,
+    RateLimitExceededError,
+    RedisConcurrencyLimit,
+    RedisRateLimit,
+)
+from penguiflow_middleware import names as mw
+
+WORKER = Path(__file__).with_name("redis_worker.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Worker:
+    """A worker process (redis_worker.py): READY once connected, GO on stdin, DONE {json} at the end."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(WORKER), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+
+    def expect(self, word: str, timeout: float = 30.0) -> str:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise AssertionError(f"worker exited: {self.process.wait()} {self.process.stderr.read()}")  # type: ignore[union-attr]
+            if line.startswith(word):
+                return line[len(word) :].strip()
+        raise AssertionError(f"worker did not say {word}")
+
+    def go(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("GO\n")
+        self.process.stdin.flush()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+async def in_thread(fn: Any, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def start_workers(count: int, *args: str) -> list[Worker]:
+    workers = [Worker(*args) for _ in range(count)]
+    for worker in workers:
+        worker.expect("READY")
+    for worker in workers:
+        worker.go()
+    return workers
+
+
+# --- across processes ----------------------------------------------------------------------------------------
+async def test_four_processes_never_run_more_than_the_shared_limit(
+    redis_server: Any, counting_server: Any
+) -> None:
+    key = "mw-procs"
+    workers = await in_thread(
+        start_workers,
+        4,
+        "concurrency",
+        redis_server.url,
+        key,
+        counting_server.url,
+        "--calls",
+        "25",
+        "--limit",
+        "5",
+    )
+    try:
+        results = [json.loads(await in_thread(w.expect, "DONE")) for w in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert [r["codes"] for r in results] == [[200] * 25] * 4
+    assert len(counting_server.arrivals) == 100
+    print(f"4 processes x 25 calls, shared limit 5: peak {counting_server.max_concurrent} at the HTTP server")
+    assert counting_server.max_concurrent == 5  # never more, and the limit was actually used
+    limiter = RedisConcurrencyLimit(redis_server.url, key, 5)
+    assert await limiter.snapshot() == {"holders": 0, "waiting": 0}
+    await limiter.aclose()
+
+
+async def test_kill_9_of_a_worker_holding_slots_frees_them_within_the_lease(
+    redis_server: Any, counting_server: Any
+) -> None:
+    key, lease = "mw-kill", 2.0
+    worker = Worker("hold", redis_server.url, key, counting_server.url, "--limit", "2", "--lease", str(lease))
+    limiter = RedisConcurrencyLimit(redis_server.url, key, 2, lease_s=lease, poll_s=0.02)
+    try:
+        await in_thread(worker.expect, "READY")
+        worker.go()
+        await in_thread(worker.expect, "HOLDING")
+        await in_thread(worker.expect, "HOLDING")
+        # The worker's leases are renewed while its calls run: still held after more than one lease.
+        await asyncio.sleep(lease * 1.25)
+        assert (await limiter.snapshot())["holders"] == 2
+        waiter = asyncio.create_task(limiter.acquire())
+        await asyncio.sleep(0.2)
+        assert not waiter.done()
+        os.kill(worker.process.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        permit = await asyncio.wait_for(waiter, timeout=lease + 2)
+        freed_after = time.monotonic() - killed
+    finally:
+        worker.kill()
+    print(f"kill -9 of a worker holding 2 slots: freed after {freed_after:.2f}s (lease_s={lease:g})")
+    assert freed_after <= lease + 0.3, freed_after
+    assert freed_after >= lease / 3  # it is the lease running out that freed it, not the kill itself
+    await permit.release()
+    assert await limiter.snapshot() == {"holders": 0, "waiting": 0}
+    await limiter.aclose()
+
+
+async def test_200_calls_at_50_per_second_across_two_processes_take_4_seconds(
+    redis_server: Any, counting_server: Any
+) -> None:
+    """Measured by the HTTP server: from the first request's arrival to the last one's (199 intervals of 20 ms =
+    3.98 s with burst 1), both workers started together."""
+    workers = await in_thread(
+        start_workers,
+        2,
+        "rate",
+        redis_server.url,
+        "mw-rate",
+        counting_server.url,
+        "--calls",
+        "100",
+        "--rate",
+        "50",
+    )
+    try:
+        for worker in workers:
+            await in_thread(worker.expect, "DONE")
+    finally:
+        for worker in workers:
+            worker.kill()
+    arrivals = sorted(counting_server.arrivals)
+    assert len(arrivals) == 200
+    elapsed = arrivals[-1] - arrivals[0]
+    print(f"200 calls at 50/s over 2 processes on Redis: {elapsed:.3f}s (expected 3.98s)")
+    assert 4.0 * 0.95 <= elapsed <= 4.0 * 1.05, elapsed
+    assert counting_server.by_worker == {"mw-rate": 200}
+    for i in range(len(arrivals) - 51):  # no second holds more than its 50 (+1: both ends of the window)
+        assert arrivals[i + 51] - arrivals[i] >= 1.0 - 0.05
+
+
+# --- in one process: the semaphore ---------------------------------------------------------------------------
+async def test_slots_go_in_arrival_order_across_limiter_instances(redis_server: Any) -> None:
+    # Each instance stands for one process; a process queues its own calls locally first, then on Redis.
+    limiters = [RedisConcurrencyLimit(redis_server.url, "mw-fifo", 1, poll_s=0.01) for _ in range(10)]
+    first = await limiters[0].acquire()
+    order: list[int] = []
+
+    async def take(i: int) -> None:
+        permit = await limiters[i].acquire()
+        order.append(i)
+        await asyncio.sleep(0.005)
+        await permit.release()
+
+    tasks = []
+    for i in range(1, 10):
+        tasks.append(asyncio.create_task(take(i)))
+        await asyncio.sleep(0.02)  # each has queued its ticket before the next arrives
+    assert (await limiters[0].snapshot())["waiting"] == 9
+    await first.release()
+    await asyncio.gather(*tasks)
+    assert order == list(range(1, 10))
+    for limiter in limiters:
+        await limiter.aclose()
+
+
+async def test_a_busy_process_queues_at_most_its_limit_on_redis(redis_server: Any) -> None:
+    busy = RedisConcurrencyLimit(redis_server.url, "mw-busy", 2, poll_s=0.01)
+    quiet = RedisConcurrencyLimit(redis_server.url, "mw-busy", 2, poll_s=0.01)
+    holder = RedisConcurrencyLimit(redis_server.url, "mw-busy", 2, poll_s=0.01)
+    held = [await holder.acquire(), await holder.acquire()]
+    order: list[str] = []
+
+    async def take(limiter: RedisConcurrencyLimit, label: str) -> None:
+        permit = await limiter.acquire()
+        order.append(label)
+        await asyncio.sleep(0.02)
+        await permit.release()
+
+    busy_calls = [asyncio.create_task(take(busy, "busy")) for _ in range(10)]
+    await asyncio.sleep(0.05)
+    quiet_call = asyncio.create_task(take(quiet, "quiet"))
+    await asyncio.sleep(0.05)
+    assert (await holder.snapshot())["waiting"] == 3  # 2 tickets of the busy process, then the quiet one's
+    assert busy.queued == 10
+    for permit in held:
+        await permit.release()
+    await asyncio.gather(quiet_call, *busy_calls)
+    # Served with the first slots freed after the two busy tickets ahead of it, not after all ten busy calls.
+    assert order.index("quiet") in (2, 3), order
+    for limiter in (busy, quiet, holder):
+        await limiter.aclose()
+
+
+async def test_a_long_call_keeps_its_slot_by_renewing_its_lease(redis_server: Any) -> None:
+    long = RedisConcurrencyLimit(redis_server.url, "mw-renew", 1, lease_s=0.6, poll_s=0.02)
+    other = RedisConcurrencyLimit(redis_server.url, "mw-renew", 1, lease_s=0.6, poll_s=0.02)
+    permit = await long.acquire()
+    contender = asyncio.create_task(other.acquire())
+    await asyncio.sleep(1.5)  # 2.5 leases
+    assert not contender.done()
+    await permit.release()
+    await (await asyncio.wait_for(contender, 1)).release()
+    await long.aclose()
+    await other.aclose()
+
+
+async def test_cancelled_waiters_and_calls_leave_nothing_behind(redis_server: Any) -> None:
+    limiter = RedisConcurrencyLimit(redis_server.url, "mw-cancel", 2, poll_s=0.01)
+    gate = asyncio.Event()
+
+    async def work() -> None:
+        await gate.wait()
+
+    tool = wrap(work, limiter, name="mw-cancel.tool")
+    tasks = [asyncio.create_task(tool()) for _ in range(6)]
+    await asyncio.sleep(0.2)
+    assert await limiter.snapshot() == {"holders": 2, "waiting": 0}  # the others queue in this process
+    assert (limiter.in_flight, limiter.queued) == (2, 4)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(0.05)  # the shielded releases run in the background
+    assert await limiter.snapshot() == {"holders": 0, "waiting": 0}
+    assert (limiter.in_flight, limiter.queued) == (0, 0)
+    await limiter.aclose()
+
+
+async def test_core_limiter_gauges_and_round_trips(redis_server: Any) -> None:
+    name = "mw-gauges"
+    limiter = RedisConcurrencyLimit(redis_server.url, "mw-gauges", 3, name=name)
+    gate = asyncio.Event()
+    seen: list[float] = []
+
+    async def work() -> None:
+        seen.append(otel.value("penguiflow.limiter.in_flight", **{mw.LIMITER_NAME: name}))
+        await gate.wait()
+
+    tool = wrap(work, limiter, name="mw-gauges.tool")
+    before = limiter.round_trips
+    task = asyncio.create_task(tool())
+    await asyncio.sleep(0.1)
+    assert otel.value("penguiflow.limiter.limit", **{mw.LIMITER_NAME: name}) == 3
+    gate.set()
+    await task
+    await asyncio.sleep(0.05)
+    assert seen == [1]
+    assert limiter.round_trips - before == 2  # uncontended: acquire + release
+    assert otel.value(mw.REDIS_ROUND_TRIPS, **{mw.LIMITER_NAME: name, mw.REDIS_OPERATION: "acquire"}) == 1
+    assert otel.histogram_count(mw.REDIS_WAIT, **{mw.LIMITER_NAME: name}) == 1
+    await limiter.aclose()
+
+
+# --- Redis going away ------------------------------------------------------------------------------------------
+async def test_redis_stopped_mid_run_fails_closed_without_hanging(
+    fresh_redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="penguiflow_middleware.redis")
+    name = "mw-down-fail"
+    other = RedisConcurrencyLimit(fresh_redis_server.url, "mw-down", 2, name="mw-down-other")
+    limiter = RedisConcurrencyLimit(fresh_redis_server.url, "mw-down", 2, name=name, poll_s=0.02)
+
+    async def work() -> str:
+        await asyncio.sleep(0.3)
+        return "ok"
+
+    tool = wrap(work, limiter, name="mw-down-fail.tool")
+    held = await other.acquire()  # another process holds one of the two slots
+    t0 = time.monotonic()
+    tasks = [asyncio.create_task(tool()) for _ in range(3)]
+    await asyncio.sleep(0.1)  # this process: 1 running, 1 polling Redis, 1 in its local queue
+    assert (await limiter.snapshot()) == {"holders": 2, "waiting": 1}
+    await in_thread(fresh_redis_server.stop)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results.count("ok") == 1  # the running call finishes; its release fails quietly (lease expiry)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 2 and all(isinstance(e, LimiterUnavailableError) for e in errors)
+    with pytest.raises(LimiterUnavailableError):  # later calls too, at once (cool-down: Redis not retried)
+        await tool()
+    print(f"Redis stopped mid-run (fail closed): all calls settled in {time.monotonic() - t0:.2f}s")
+    assert time.monotonic() - t0 < 2.0
+    await held.release()  # fails quietly too
+    assert otel.value(mw.REDIS_UNAVAILABLE, **{mw.LIMITER_NAME: name, mw.REDIS_ACTION: "fail"}) == 3
+    assert otel.value(mw.REDIS_UNAVAILABLE, **{mw.LIMITER_NAME: name, mw.REDIS_OPERATION: "poll"}) == 1
+    assert otel.value(mw.REDIS_DEGRADED, **{mw.LIMITER_NAME: name}) == 1
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any(name in message and "Redis failed" in message for message in warnings)
+    assert not any(str(fresh_redis_server.port) in m for m in warnings + [str(e) for e in errors])
+    await limiter.aclose()
+    await other.aclose()
+
+
+async def test_redis_stopped_mid_run_falls_back_to_a_local_limit(fresh_redis_server: Any) -> None:
+    name = "mw-down-local"
+    limiter = RedisConcurrencyLimit(
+        fresh_redis_server.url, "mw-down", 2, name=name, poll_s=0.02, on_redis_error="local"
+    )
+    running = peak = 0
+
+    async def work() -> str:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.1)
+        running -= 1
+        return "ok"
+
+    tool = wrap(work, limiter, name="mw-down-local.tool")
+    first = [asyncio.create_task(tool()) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    await in_thread(fresh_redis_server.stop)
+    later = [asyncio.create_task(tool()) for _ in range(4)]
+    assert await asyncio.gather(*first, *later) == ["ok"] * 8
+    assert peak <= 2  # the local fallback keeps this process to the limit
+    assert otel.value(mw.REDIS_UNAVAILABLE, **{mw.LIMITER_NAME: name, mw.REDIS_ACTION: "local"}) >= 4
+    assert otel.value(mw.REDIS_DEGRADED, **{mw.LIMITER_NAME: name}) == 1
+    await limiter.aclose()
+
+
+async def test_a_hung_redis_is_bounded_by_the_socket_timeout(fresh_redis_server: Any) -> None:
+    limiter = RedisConcurrencyLimit(fresh_redis_server.url, "mw-hung", 2, socket_timeout_s=0.3)
+    await limiter.ping()
+    fresh_redis_server.pause()  # SIGSTOP: the connection stays open, nothing answers
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(LimiterUnavailableError) as caught:
+            await limiter.acquire()
+        elapsed = time.monotonic() - t0
+    finally:
+        fresh_redis_server.resume()
+    print(f"frozen Redis (SIGSTOP), socket_timeout_s=0.3: acquire failed after {elapsed:.2f}s")
+    assert elapsed < 1.5, elapsed
+    assert caught.value.reason == "TimeoutError"
+    await limiter.aclose()
+
+
+async def test_redis_rate_limit_down_fails_closed_or_falls_back(fresh_redis_server: Any) -> None:
+    closed = RedisRateLimit(fresh_redis_server.url, "mw-rate-down", 100, name="mw-rate-down-fail")
+    local = RedisRateLimit(
+        fresh_redis_server.url, "mw-rate-down", 100, name="mw-rate-down-local", on_redis_error="local"
+    )
+    call = Call("t", {})
+    assert await closed.acquire(call) == 0.0
+    await in_thread(fresh_redis_server.stop)
+    with pytest.raises(LimiterUnavailableError):
+        await closed.acquire(call)
+    await local.acquire(call)
+    labels = {mw.REDIS_ACTION: "local"}
+    assert otel.value(mw.REDIS_UNAVAILABLE, **{mw.LIMITER_NAME: "mw-rate-down-local"}, **labels) == 1
+    await closed.aclose()
+    await local.aclose()
+
+
+# --- in one process: the rate limit ------------------------------------------------------------------------
+async def test_redis_rate_limit_paces_and_rejects_beyond_max_wait(redis_server: Any) -> None:
+    name = "mw-rate-wait"
+    limiter = RedisRateLimit(redis_server.url, "mw-rate-wait", 10, name=name, max_wait_s=0.25)
+    call = Call("t", {})
+    waits = [await limiter.acquire(call)]
+    tasks = [asyncio.create_task(limiter.acquire(call)) for _ in range(2)]
+    await asyncio.sleep(0.02)
+    with pytest.raises(RateLimitExceededError) as caught:
+        await limiter.acquire(call)
+    waits += await asyncio.gather(*tasks)
+    assert waits[0] == 0.0
+    assert sorted(waits[1:]) == pytest.approx([0.1, 0.2], abs=0.03)
+    assert 0.25 < caught.value.retry_after <= 0.3
+    assert otel.value(mw.RATE_LIMIT_REJECTED, **{mw.LIMITER_NAME: name}) == 1
+    assert limiter.round_trips == 4  # one per call, rejected or not
+    await limiter.aclose()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"redis_url": "localhost:6379"}, "redis_url"),
+        ({"key": ""}, "key"),
+        ({"max_concurrency": 0}, "max_concurrency"),
+        ({"lease_s": 0}, "lease_s"),
+        ({"on_redis_error": "open"}, "on_redis_error"),
+        ({"poll_s": -1}, "poll_s"),
+        ({"socket_timeout_s": 0}, "socket_timeout_s"),
+    ],
+)
+def test_bad_arguments_fail_at_construction_naming_the_field(kwargs: dict[str, Any], field: str) -> None:
+    arguments: dict[str, Any] = {
+        "redis_url": "redis://:secret@127.0.0.1:1/0",
+        "key": "k",
+        "max_concurrency": 1,
+    }
+    with pytest.raises(ConfigurationError) as caught:
+        RedisConcurrencyLimit(**{**arguments, **kwargs})
+    assert caught.value.field == field
+    assert "secret" not in str(caught.value)

@@ -1,0 +1,111 @@
+"""The ``penguiflow`` command line. One sub-command for now: ``penguiflow demo``.
+
+penguiflow demo                         # ~20 s offline workload, live view, summary
+penguiflow demo --metrics-port 9464     # + a Prometheus scrape endpoint
+penguiflow demo --otlp                  # + traces and metrics over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)
+penguiflow demo --llm gpt-4o-mini       # a real OpenAI-compatible LLM plans instead of the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from penguiflow import __version__
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return number
+
+
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number (0 = any free port), got {value}")
+    return port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="penguiflow", description="penguiflow command line")
+    parser.add_argument("--version", action="version", version=f"penguiflow {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="run the offline demo workload",
+        description="An offline agent workload against local backends (a stdio MCP server, a rate-limited HTTP "
+        "API, slow and flaky endpoints, native tools) that makes penguiflow's three concurrency levels, its "
+        "retries and timeouts visible, live in the terminal and in the exported telemetry.",
+    )
+    demo.add_argument("--duration", type=_positive, default=20.0, help="seconds of workload (default: 20)")
+    demo.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (0 = any free port)",
+    )
+    demo.add_argument(
+        "--otlp",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ENDPOINT",
+        help="export traces and metrics over OTLP/HTTP (to ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, "
+        "else http://localhost:4318); also on when OTEL_EXPORTER_OTLP_ENDPOINT is set",
+    )
+    demo.add_argument("--console", action="store_true", help="print every span to stdout")
+    demo.add_argument(
+        "--llm",
+        default=None,
+        metavar="MODEL",
+        help="plan with a real OpenAI-compatible model (needs OPENAI_API_KEY; OPENAI_BASE_URL optional) "
+        "instead of the scripted one",
+    )
+    demo.add_argument(
+        "--hold",
+        type=_non_negative,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep the metrics endpoint up this long after the workload (for a scraper to catch up)",
+    )
+    demo.add_argument("--service-name", default="penguiflow-demo", help="service.name of the telemetry")
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the workload (default: 7)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from penguiflow.demo.app import DemoOptions, run_demo
+
+        if args.llm and not os.environ.get("OPENAI_API_KEY"):
+            print("penguiflow demo --llm needs OPENAI_API_KEY in the environment", file=sys.stderr)
+            return 2
+        options = DemoOptions(
+            duration=args.duration,
+            metrics_port=args.metrics_port,
+            otlp=args.otlp,
+            console=args.console,
+            llm=args.llm,
+            hold=args.hold,
+            service_name=args.service_name,
+            seed=args.seed,
+        )
+        try:
+            return asyncio.run(run_demo(options))
+        except KeyboardInterrupt:
+            return 130
+    return 2  # pragma: no cover - argparse enforces the sub-command

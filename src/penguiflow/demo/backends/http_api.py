@@ -1,0 +1,422 @@
+"""A real HTTP API with an OpenAPI document, served on 127.0.0.1, that measures what reaches it.
+
+The demo, the tests and the benchmarks point ``ToolNode(transport=HTTP)`` at it. It misbehaves on request
+(slow, flaky, rate-limited, hanging, not found) and counts, server side, how many requests of each operation
+are in flight at once — the ground truth that a client-side limit is really enforced.
+
+>>> with HttpApiServer() as api:                          # a uvicorn server in a background thread
+...     config = ExternalToolConfig(name="api", transport=TransportType.HTTP, connection=api.url)
+...     ...
+...     api.stats.peak("slow"), api.stats.count("flaky"), api.stats.headers("echo")[-1]["traceparent"]
+
+``async with HttpApiServer() as api:`` does the same without blocking the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+__all__ = ["HttpApiServer", "ServerStats", "openapi_document"]
+
+OVERALL = "*"
+_HEADER_HISTORY = 500
+
+
+@dataclass
+class _Counter:
+    in_flight: int = 0
+    peak: int = 0
+    count: int = 0
+
+
+class ServerStats:
+    """Requests per operation as the server saw them: in flight now, peak in flight, total, and headers.
+
+    Thread-safe: the server thread writes, tests read. ``"*"`` is every measured operation together.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, _Counter] = defaultdict(_Counter)
+        self._headers: dict[str, deque[dict[str, str]]] = defaultdict(lambda: deque(maxlen=_HEADER_HISTORY))
+        self._attempts: dict[tuple[str, str], int] = defaultdict(int)
+
+    def enter(self, operation: str, headers: dict[str, str]) -> int:
+        """Count a request in; returns the operation's in-flight count including it."""
+        with self._lock:
+            self._headers[operation].append(headers)
+            for key in (operation, OVERALL):
+                counter = self._counters[key]
+                counter.in_flight += 1
+                counter.count += 1
+                counter.peak = max(counter.peak, counter.in_flight)
+            return self._counters[operation].in_flight
+
+    def leave(self, operation: str) -> None:
+        with self._lock:
+            self._counters[operation].in_flight -= 1
+            self._counters[OVERALL].in_flight -= 1
+
+    def attempt(self, operation: str, key: str) -> int:
+        """The 1-based number of this request for ``key`` of ``operation`` (flaky's memory)."""
+        with self._lock:
+            self._attempts[(operation, key)] += 1
+            return self._attempts[(operation, key)]
+
+    def in_flight(self, operation: str = OVERALL) -> int:
+        with self._lock:
+            return self._counters[operation].in_flight
+
+    def peak(self, operation: str = OVERALL) -> int:
+        with self._lock:
+            return self._counters[operation].peak
+
+    def count(self, operation: str = OVERALL) -> int:
+        with self._lock:
+            return self._counters[operation].count
+
+    def headers(self, operation: str) -> list[dict[str, str]]:
+        """Headers (lower-cased names) of the latest requests of ``operation``, oldest first."""
+        with self._lock:
+            return list(self._headers[operation])
+
+    def reset(self) -> None:
+        """Forget counts, peaks, headers and flaky attempts (requests in flight stay counted as in flight)."""
+        with self._lock:
+            for counter in self._counters.values():
+                counter.peak = counter.in_flight
+                counter.count = 0
+            self._headers.clear()
+            self._attempts.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "operations": {
+                    name: {"in_flight": c.in_flight, "peak": c.peak, "count": c.count}
+                    for name, c in self._counters.items()
+                    if name != OVERALL
+                },
+                "overall": {
+                    "in_flight": self._counters[OVERALL].in_flight,
+                    "peak": self._counters[OVERALL].peak,
+                    "count": self._counters[OVERALL].count,
+                },
+            }
+
+
+def openapi_document(title: str = "penguiflow demo API") -> dict[str, Any]:
+    """The OpenAPI 3.1 document the server publishes at ``/openapi.json``."""
+
+    def query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "query",
+            "required": required,
+            "schema": schema,
+            "description": description,
+        }
+
+    ok = {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "1.0.0"},
+        "paths": {
+            "/echo": {
+                "post": {
+                    "operationId": "echo",
+                    "summary": "Return the JSON body as received.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}},
+                    },
+                    "responses": ok,
+                }
+            },
+            "/items/{item_id}": {
+                "get": {
+                    "operationId": "get_item",
+                    "summary": "Fetch one item by id.",
+                    "parameters": [
+                        {"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": ok,
+                }
+            },
+            "/slow": {
+                "get": {
+                    "operationId": "slow",
+                    "summary": "Answer after `ms` milliseconds.",
+                    "parameters": [
+                        query("ms", {"type": "integer", "minimum": 0, "maximum": 60000}, "Delay.", True)
+                    ],
+                    "responses": ok,
+                }
+            },
+            "/flaky": {
+                "get": {
+                    "operationId": "flaky",
+                    "summary": "Fail with 503 the first `failures` times per `key`, then answer.",
+                    "parameters": [
+                        query("key", {"type": "string"}, "Counts attempts separately per key.", True),
+                        query("failures", {"type": "integer", "minimum": 0, "default": 2}, "503s first."),
+                    ],
+                    "responses": ok,
+                }
+            },
+            "/rate_limited": {
+                "get": {
+                    "operationId": "rate_limited",
+                    "summary": "429 with Retry-After when more requests than the threshold run at once.",
+                    "parameters": [query("ms", {"type": "integer", "minimum": 0}, "Hold time.")],
+                    "responses": ok,
+                }
+            },
+            "/hang": {
+                "get": {
+                    "operationId": "hang",
+                    "summary": "Never answers (until the client gives up or the server stops).",
+                    "responses": ok,
+                }
+            },
+            "/not_found": {"get": {"operationId": "not_found", "summary": "Always 404.", "responses": ok}},
+            "/unauthorized": {
+                "get": {
+                    "operationId": "unauthorized",
+                    "summary": "Always 401, quoting the credentials received (as careless servers do).",
+                    "responses": ok,
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Message": {
+                    "type": "object",
+                    "properties": {
+                        "message": {"type": "string", "description": "Text to echo."},
+                        "repeat": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
+                    },
+                    "required": ["message"],
+                    "additionalProperties": False,
+                }
+            }
+        },
+    }
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class HttpApiServer:
+    """The demo API on ``127.0.0.1`` (port 0 = any free port) in a background thread.
+
+    ``rate_limit_threshold``: more than this many ``rate_limited`` requests at once are answered 429 with
+    ``Retry-After: retry_after_s``. ``flaky_failures``: default number of 503s per key of ``flaky``.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate_limit_threshold: int = 1,
+        retry_after_s: int = 1,
+        flaky_failures: int = 2,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.rate_limit_threshold = rate_limit_threshold
+        self.retry_after_s = retry_after_s
+        self.flaky_failures = flaky_failures
+        self.stats = ServerStats()
+        self.app = self._build_app()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:53127``; the OpenAPI document is at ``{url}/openapi.json``."""
+        if self._thread is None:
+            raise RuntimeError("the server is not running: call start() first")
+        return f"http://{self.host}:{self.port}"
+
+    # --- life cycle ------------------------------------------------------------------------------------
+    def start(self, timeout_s: float = 10.0) -> str:
+        """Start serving; returns :attr:`url` once the server accepts connections."""
+        import uvicorn  # an optional (demo) dependency: only needed by whoever serves
+
+        if self._thread is not None:
+            return self.url
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the proto says TCP;
+        # without it every keep-alive response waits ~40 ms for a delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            backlog=2048,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._stopping.clear()
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name=f"http-api:{self.port}", daemon=True
+        )
+        self._thread = thread
+        thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the demo HTTP API did not start")
+            time.sleep(0.01)
+        return self.url
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop serving; hanging requests are released first."""
+        thread, server = self._thread, self._server
+        if thread is None or server is None:
+            return
+        self._stopping.set()
+        server.should_exit = True
+        thread.join(timeout_s)
+        self._thread = self._server = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+    # --- the app -----------------------------------------------------------------------------------------
+    def _measured(self, operation: str, endpoint: Endpoint) -> Endpoint:
+        async def run(request: Request) -> Response:
+            self.stats.enter(operation, {k.lower(): v for k, v in request.headers.items()})
+            try:
+                return await endpoint(request)
+            finally:
+                self.stats.leave(operation)
+
+        return run
+
+    def _build_app(self) -> Starlette:
+        document = openapi_document()
+
+        async def echo(request: Request) -> Response:
+            try:
+                body = await request.json()
+            except ValueError:
+                return JSONResponse({"detail": "body is not JSON"}, status_code=400)
+            return JSONResponse({"echo": body})
+
+        async def get_item(request: Request) -> Response:
+            raw_path = request.scope.get("raw_path", b"").decode("latin-1")
+            return JSONResponse({"id": request.path_params["item_id"], "raw_path": raw_path})
+
+        async def slow(request: Request) -> Response:
+            ms = _int(request, "ms", 0)
+            await asyncio.sleep(ms / 1000)
+            return JSONResponse({"slept_ms": ms})
+
+        async def flaky(request: Request) -> Response:
+            key = request.query_params.get("key", "")
+            attempt = self.stats.attempt("flaky", key)
+            if attempt <= _int(request, "failures", self.flaky_failures):
+                return JSONResponse({"detail": "temporarily unavailable"}, status_code=503)
+            return JSONResponse({"key": key, "attempt": attempt})
+
+        async def rate_limited(request: Request) -> Response:
+            if self.stats.in_flight("rate_limited") > self.rate_limit_threshold:
+                return JSONResponse(
+                    {"detail": "too many requests"},
+                    status_code=429,
+                    headers={"Retry-After": str(self.retry_after_s)},
+                )
+            ms = _int(request, "ms", 0)
+            await asyncio.sleep(ms / 1000)
+            return JSONResponse({"ok": True})
+
+        async def hang(request: Request) -> Response:
+            # Wait until the client hangs up or the server stops, so shutdown never waits on us.
+            while True:
+                if self._stopping.is_set() or await request.is_disconnected():
+                    break
+                await asyncio.sleep(0.05)
+            return JSONResponse({"detail": "released"}, status_code=503)
+
+        async def not_found(request: Request) -> Response:
+            return JSONResponse({"detail": "no such thing"}, status_code=404)
+
+        async def unauthorized(request: Request) -> Response:
+            received = request.headers.get("authorization") or request.headers.get("x-api-key") or ""
+            return JSONResponse({"detail": f"credentials {received!r} are not valid"}, status_code=401)
+
+        async def openapi(request: Request) -> Response:
+            return JSONResponse(document)
+
+        async def stats(request: Request) -> Response:
+            return JSONResponse(self.stats.snapshot())
+
+        async def reset(request: Request) -> Response:
+            self.stats.reset()
+            return Response(status_code=204)
+
+        measured = {
+            "echo": ("/echo", ["POST"], echo),
+            # ``:path`` because servers decode %2F before routing: an id containing "/" must still reach get_item.
+            "get_item": ("/items/{item_id:path}", ["GET"], get_item),
+            "slow": ("/slow", ["GET"], slow),
+            "flaky": ("/flaky", ["GET"], flaky),
+            "rate_limited": ("/rate_limited", ["GET"], rate_limited),
+            "hang": ("/hang", ["GET"], hang),
+            "not_found": ("/not_found", ["GET"], not_found),
+            "unauthorized": ("/unauthorized", ["GET"], unauthorized),
+        }
+        routes = [
+            Route(path, self._measured(name, endpoint), methods=methods, name=name)
+            for name, (path, methods, endpoint) in measured.items()
+        ]
+        routes += [
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/stats", stats, methods=["GET"]),
+            Route("/stats/reset", reset, methods=["POST"]),
+        ]
+        return Starlette(routes=routes)
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    with contextlib.suppress(ValueError):
+        return int(request.query_params.get(name, default))
+    return default

@@ -1,0 +1,173 @@
+"""An OpenAI-compatible Chat Completions client on httpx, with native tool calling.
+
+``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` (default ``https://api.openai.com/v1``) are read when the first
+request is made, not at construction: a planner can be built (and tested offline) without a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from penguiflow.planner.errors import LLMAuthenticationError, LLMError, LLMResponseError
+from penguiflow.planner.llm.base import LLMReply, Message, ToolCall, ToolSchema, Usage
+
+__all__ = ["OpenAIChatClient", "decode_name", "encode_name"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_VALID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_INVALID_CHAR = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def encode_name(name: str) -> str:
+    """A function name OpenAI accepts (``^[a-zA-Z0-9_-]{1,64}$``) for a catalog name.
+
+    Valid names pass unchanged; others (``github.create_issue``) get their invalid characters replaced and a
+    short hash of the original appended, so two catalog names never map to one function name.
+    """
+    if _VALID.match(name):
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{_INVALID_CHAR.sub('_', name)[:55]}_{digest}"
+
+
+def decode_name(function_name: str, names: dict[str, str]) -> str:
+    """The catalog name for ``function_name`` (``names`` maps encoded → original); unknown names pass unchanged,
+    so the planner reports them to the LLM as unknown tools."""
+    return names.get(function_name, function_name)
+
+
+class OpenAIChatClient:
+    """``POST {base_url}/chat/completions`` with the catalog as ``tools``.
+
+    ``api_key`` and ``base_url`` default to ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` read at request time.
+    ``http_client`` lets an application share its own ``httpx.AsyncClient`` (then it also closes it).
+    """
+
+    provider = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout_s: float = 120.0,
+        temperature: float | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.model = model
+        self._api_key = api_key
+        self._base_url = base_url
+        self.timeout_s = timeout_s
+        self.temperature = temperature
+        self._client = http_client
+        self._owns_client = http_client is None
+
+    def __repr__(self) -> str:  # never the key
+        return f"OpenAIChatClient(model={self.model!r}, base_url={self.base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        return (self._base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+
+    def _key(self) -> str:
+        key = self._api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            raise LLMAuthenticationError(
+                f"no API key for model {self.model!r}: set OPENAI_API_KEY (or pass api_key=, or llm=<client>)"
+            )
+        return key
+
+    async def aclose(self) -> None:
+        if self._client is not None and self._owns_client:
+            await self._client.aclose()
+            self._client = None
+
+    async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> LLMReply:
+        key = self._key()
+        names = {encode_name(tool.name): tool.name for tool in tools}
+        body: dict[str, Any] = {"model": self.model, "messages": [_encode_message(m) for m in messages]}
+        if tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": encode_name(tool.name),
+                        "description": tool.description,
+                        "parameters": tool.parameters or {"type": "object", "properties": {}},
+                    },
+                }
+                for tool in tools
+            ]
+            body["parallel_tool_calls"] = True
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+        url = f"{self.base_url}/chat/completions"
+        try:
+            response = await self._client.post(url, json=body, headers={"Authorization": f"Bearer {key}"})
+        except httpx.HTTPError as exc:
+            # The exception's type and the URL only: the request (and so the key) is never quoted.
+            raise LLMError(f"{self.model}: request to {url} failed: {type(exc).__name__}") from None
+        if response.status_code in (401, 403):
+            raise LLMAuthenticationError(
+                f"{self.model}: the provider refused the API key ({response.status_code})"
+            )
+        if response.status_code >= 400:
+            raise LLMResponseError(
+                f"{self.model}: HTTP {response.status_code}: {_error_message(response)}",
+                status_code=response.status_code,
+            )
+        try:
+            data = response.json()
+            return _decode_reply(data, names)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise LLMResponseError(f"{self.model}: not a Chat Completions reply ({exc})") from None
+
+
+def _encode_message(message: Message) -> Message:
+    calls = message.get("tool_calls")
+    if not calls:
+        return message
+    encoded = dict(message)
+    encoded["tool_calls"] = [
+        {**call, "function": {**call["function"], "name": encode_name(call["function"]["name"])}}
+        for call in calls
+    ]
+    return encoded
+
+
+def _decode_reply(data: dict[str, Any], names: dict[str, str]) -> LLMReply:
+    message = data["choices"][0]["message"]
+    calls = tuple(
+        ToolCall(
+            id=str(call.get("id") or f"call_{index}"),
+            name=decode_name(call["function"]["name"], names),
+            arguments=call["function"].get("arguments") or "{}",
+        )
+        for index, call in enumerate(message.get("tool_calls") or ())
+    )
+    usage = None
+    if isinstance(data.get("usage"), dict):
+        usage = Usage(
+            int(data["usage"].get("prompt_tokens") or 0), int(data["usage"].get("completion_tokens") or 0)
+        )
+    return LLMReply(
+        content=message.get("content"), tool_calls=calls, usage=usage, model=data.get("model"), raw=data
+    )
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or response.reason_phrase)[:200]

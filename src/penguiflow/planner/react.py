@@ -1,0 +1,480 @@
+"""``ReactPlanner``: ask the LLM, run the tool calls it asks for (all at once, under Level 1 and 2), repeat.
+
+Every tool call goes through its catalog entry's stack with the planner's limiters on ``call.limits``; the
+stack's ``CallerLimits`` layer acquires them after retry and before the tool source's own limit (Level 3),
+so a call sleeping in back-off holds no slot and LLM calls never count toward a tool limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.trace import Span, SpanKind, StatusCode
+
+from penguiflow.errors import ConfigurationError
+from penguiflow.middleware import ConcurrencyLimit
+from penguiflow.middleware.call import new_call_id
+from penguiflow.middleware.stack import outcome_of
+from penguiflow.middleware.validation import check_count, check_name
+from penguiflow.planner.errors import LLMOutputError
+from penguiflow.planner.hints import PlanningHints, parse_hints, render_hints
+from penguiflow.planner.llm.base import LLMClient, LLMReply, Message, ToolSchema, Usage
+from penguiflow.planner.llm.openai import OpenAIChatClient
+from penguiflow.planner.result import Hop, PlannerResult, StopReason, ToolCallRecord
+from penguiflow.telemetry import instruments, names
+from penguiflow.tools.catalog import ToolEntry
+
+__all__ = ["ReactPlanner"]
+
+MAX_ABSOLUTE_PARALLEL = 1000
+LEVEL1_NAME = "planner"  # the limiter names the demo and dashboards know Levels 1 and 2 by
+LEVEL2_NAME = "run"
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are {agent}, an agent that fulfils the user's request with the tools offered. "
+    "Call several tools in one turn when they do not depend on each other: they run in parallel. "
+    "A tool result may be an error; decide whether to retry, use another tool, or answer without it. "
+    "When you have the answer, reply with it as plain text and call no tool."
+)
+
+
+class _Refused(Exception):
+    """Why the planner did not run a call; reported to the LLM like a tool error."""
+
+
+class ToolDisallowedError(_Refused):
+    """The tool is in ``planning_hints["disallow_nodes"]``."""
+
+
+class ToolBudgetExhaustedError(_Refused):
+    """``planning_hints["max_tool_calls"]`` was reached."""
+
+
+class InvalidToolCallError(Exception):
+    """Unknown tool, or arguments that are not a JSON object."""
+
+
+@dataclass
+class _Run:
+    """The state of one run."""
+
+    hints: PlanningHints
+    limits: tuple[ConcurrencyLimit, ...]
+    messages: list[Message]
+    tools: list[ToolSchema]
+    trajectory: list[Hop] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    llm_calls: int = 0
+    hops_used: int = 0
+    tool_calls_used: int = 0
+    strikes: int = 0
+
+
+class ReactPlanner:
+    """A ReAct loop over a catalog of tools.
+
+    ``llm`` is a model name (served by :class:`OpenAIChatClient`, reading ``OPENAI_API_KEY`` and
+    ``OPENAI_BASE_URL`` at the first call) or any :class:`~penguiflow.planner.llm.LLMClient`.
+    ``absolute_max_parallel`` (Level 1, 1..1000) bounds the tool calls in flight over all concurrent runs;
+    calls beyond it queue in FIFO order. ``max_hops`` is the default number of tool-call turns per run
+    (``planning_hints["budget"]["max_hops"]`` overrides it). ``max_invalid_replies`` is how many unusable LLM
+    replies a run reports back to the LLM before it raises :class:`~penguiflow.planner.LLMOutputError`.
+
+    >>> planner = ReactPlanner(catalog=[*github.get_tools(), summarize], llm="gpt-4", absolute_max_parallel=50)
+    >>> result = await planner.run("Triage the open issues", planning_hints={"max_parallel": 5})
+    >>> result.answer, result.reason, result.hops, result.tool_calls
+    """
+
+    def __init__(
+        self,
+        catalog: Sequence[ToolEntry],
+        llm: str | LLMClient,
+        *,
+        absolute_max_parallel: int = 50,
+        max_hops: int = 8,
+        system_prompt: str | None = None,
+        agent_name: str = "penguiflow",
+        max_invalid_replies: int = 3,
+        max_observation_chars: int = 8000,
+    ) -> None:
+        self.catalog: dict[str, ToolEntry] = _check_catalog(catalog)
+        self.llm: LLMClient = _check_llm(llm)
+        check_count(absolute_max_parallel, "absolute_max_parallel", minimum=1)
+        if absolute_max_parallel > MAX_ABSOLUTE_PARALLEL:
+            raise ConfigurationError(
+                "absolute_max_parallel",
+                f"must be at most {MAX_ABSOLUTE_PARALLEL}, got {absolute_max_parallel}",
+            )
+        self.max_hops = check_count(max_hops, "max_hops", minimum=1)
+        self.agent_name = check_name(agent_name, "agent_name")
+        if system_prompt is not None and not isinstance(system_prompt, str):
+            raise ConfigurationError("system_prompt", f"must be a string, got {type(system_prompt).__name__}")
+        self.system_prompt = system_prompt
+        self.max_invalid_replies = check_count(max_invalid_replies, "max_invalid_replies", minimum=0)
+        self.max_observation_chars = check_count(max_observation_chars, "max_observation_chars", minimum=100)
+        # Level 1: one limiter for every run of this planner.
+        self.limiter = ConcurrencyLimit(absolute_max_parallel, name=LEVEL1_NAME)
+
+    @property
+    def absolute_max_parallel(self) -> int:
+        return self.limiter.limit
+
+    @property
+    def model(self) -> str:
+        return str(getattr(self.llm, "model", type(self.llm).__name__))
+
+    async def aclose(self) -> None:
+        """Close the LLM client's connections, if it has any."""
+        close = getattr(self.llm, "aclose", None)
+        if close is not None:
+            await close()
+
+    # --- one run ---------------------------------------------------------------------------------------------
+    async def run(
+        self, query: str, planning_hints: Mapping[str, Any] | PlanningHints | None = None
+    ) -> PlannerResult:
+        """Answer ``query``. Raises :class:`~penguiflow.planner.PlanningHintsError` for bad hints (before
+        anything runs), :class:`~penguiflow.planner.LLMError` when the LLM cannot be asked and
+        :class:`~penguiflow.planner.LLMOutputError` after too many unusable replies. Tool failures never raise:
+        the LLM sees them as observations. Cancelling the run cancels its tool calls and frees their slots."""
+        if not isinstance(query, str) or not query.strip():
+            raise ConfigurationError("query", "must be a non-empty string")
+        hints = parse_hints(planning_hints)
+        telemetry = instruments.current()
+        start = time.perf_counter()
+        state = self._new_run(query, hints)
+        reason: str = "error"
+        attributes = {
+            names.GEN_AI_OPERATION_NAME: names.OPERATION_INVOKE_AGENT,
+            names.GEN_AI_AGENT_NAME: self.agent_name,
+        }
+        with _span(telemetry, names.SPAN_INVOKE_AGENT.format(agent=self.agent_name), attributes) as span:
+            try:
+                answer, stop = await self._loop_until_deadline(state)
+                reason = stop
+            except asyncio.CancelledError:
+                reason = "cancelled"
+                raise
+            except BaseException as exc:
+                if span is not None:
+                    span.set_attribute(names.ERROR_TYPE, type(exc).__qualname__)
+                    span.set_status(StatusCode.ERROR, type(exc).__qualname__)
+                raise
+            finally:
+                duration = time.perf_counter() - start
+                if span is not None:
+                    span.set_attribute(names.PLANNER_STOP_REASON, reason)
+                    span.set_attribute(names.GEN_AI_USAGE_INPUT_TOKENS, state.usage.input_tokens)
+                    span.set_attribute(names.GEN_AI_USAGE_OUTPUT_TOKENS, state.usage.output_tokens)
+                if telemetry is not None and telemetry.metrics is not None:
+                    labels = {names.GEN_AI_AGENT_NAME: self.agent_name, names.PLANNER_STOP_REASON: reason}
+                    telemetry.metrics.add(names.PLANNER_RUNS, 1, labels)
+                    telemetry.metrics.record(names.AGENT_DURATION, duration, labels)
+        return PlannerResult(
+            answer=answer,
+            reason=stop,
+            trajectory=state.trajectory,
+            usage=state.usage,
+            duration_s=duration,
+            llm_calls=state.llm_calls,
+        )
+
+    def _new_run(self, query: str, hints: PlanningHints) -> _Run:
+        limits: tuple[ConcurrencyLimit, ...] = (self.limiter,)
+        if hints.max_parallel is not None:
+            # Level 2 first: a limited run then holds at most max_parallel of the planner's slots while it
+            # waits for its own (see CallerLimits), leaving the rest to concurrent runs.
+            limits = (ConcurrencyLimit(hints.max_parallel, name=LEVEL2_NAME), self.limiter)
+        prompt = (self.system_prompt or DEFAULT_SYSTEM_PROMPT).replace("{agent}", self.agent_name)
+        guidance = render_hints(hints)
+        if guidance:
+            prompt = f"{prompt}\n\n{guidance}"
+        tools = [
+            ToolSchema(entry.name, entry.description, entry.input_schema)
+            for entry in self.catalog.values()
+            if not hints.disallows(entry.name)
+        ]
+        messages: list[Message] = [{"role": "system", "content": prompt}, {"role": "user", "content": query}]
+        return _Run(hints=hints, limits=limits, messages=messages, tools=tools)
+
+    async def _loop_until_deadline(self, state: _Run) -> tuple[str | None, StopReason]:
+        deadline = state.hints.deadline_s
+        if deadline is None:
+            return await self._loop(state)
+        try:
+            async with asyncio.timeout(deadline) as scope:
+                return await self._loop(state)
+        except TimeoutError:
+            if not scope.expired():
+                raise  # a TimeoutError of the LLM client's own, not our deadline
+            return None, "deadline"
+
+    async def _loop(self, state: _Run) -> tuple[str | None, StopReason]:
+        max_hops = state.hints.budget.max_hops or self.max_hops
+        while True:
+            if state.hops_used >= max_hops:
+                return await self._last_word(
+                    state, f"budget of {max_hops} tool-call turn(s)"
+                ), "budget_exhausted"
+            reply, llm_ms = await self._ask(state)
+            if not reply.tool_calls:
+                if reply.content and reply.content.strip():
+                    state.trajectory.append(
+                        Hop(len(state.trajectory) + 1, content=reply.content, llm_latency_ms=llm_ms)
+                    )
+                    return reply.content, "answered"
+                self._strike(state, "an empty reply")
+                state.messages.append({"role": "assistant", "content": reply.content or ""})
+                state.messages.append(
+                    {"role": "user", "content": "Your reply was empty: call tools, or answer in plain text."}
+                )
+                continue
+            hop = Hop(len(state.trajectory) + 1, content=reply.content, llm_latency_ms=llm_ms)
+            state.trajectory.append(hop)
+            budget_hit = await self._run_hop(state, hop, reply)
+            if budget_hit:
+                limit = state.hints.max_tool_calls
+                return await self._last_word(state, f"budget of {limit} tool call(s)"), "max_tool_calls"
+
+    async def _last_word(self, state: _Run, budget: str) -> str | None:
+        """One more LLM turn, with no tools offered, so the results of the last hop are not wasted: the run
+        still ends for its budget, but with the LLM's best answer when it gives one."""
+        state.messages.append(
+            {
+                "role": "user",
+                "content": f"The {budget} is spent. Answer now with what you have; no more tool calls.",
+            }
+        )
+        reply, llm_ms = await self._ask(state, offer_tools=False)
+        answer = reply.content if not reply.tool_calls and reply.content and reply.content.strip() else None
+        state.trajectory.append(Hop(len(state.trajectory) + 1, content=reply.content, llm_latency_ms=llm_ms))
+        return answer
+
+    # --- the LLM ----------------------------------------------------------------------------------------------
+    async def _ask(self, state: _Run, *, offer_tools: bool = True) -> tuple[LLMReply, float]:
+        telemetry = instruments.current()
+        model = self.model
+        attributes: dict[str, Any] = {
+            names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
+            names.GEN_AI_REQUEST_MODEL: model,
+        }
+        provider = getattr(self.llm, "provider", None)
+        if isinstance(provider, str):
+            attributes[names.GEN_AI_PROVIDER_NAME] = provider
+        start = time.perf_counter()
+        error_type: str | None = None
+        with _span(telemetry, names.SPAN_CHAT.format(model=model), attributes, kind=SpanKind.CLIENT) as span:
+            try:
+                reply = await self.llm.complete(
+                    list(state.messages), list(state.tools) if offer_tools else []
+                )
+            except BaseException as exc:
+                error_type = type(exc).__qualname__
+                if span is not None:
+                    span.set_attribute(names.ERROR_TYPE, error_type)
+                    span.set_status(StatusCode.ERROR, error_type)
+                raise
+            finally:
+                elapsed = time.perf_counter() - start
+                if telemetry is not None and telemetry.metrics is not None:
+                    labels = {
+                        names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
+                        names.GEN_AI_REQUEST_MODEL: model,
+                    }
+                    if error_type is not None:
+                        labels[names.ERROR_TYPE] = error_type
+                    telemetry.metrics.record(names.LLM_DURATION, elapsed, labels)
+            state.llm_calls += 1
+            if reply.usage is not None:
+                state.usage = state.usage + reply.usage
+                if span is not None:
+                    span.set_attribute(names.GEN_AI_USAGE_INPUT_TOKENS, reply.usage.input_tokens)
+                    span.set_attribute(names.GEN_AI_USAGE_OUTPUT_TOKENS, reply.usage.output_tokens)
+                if telemetry is not None and telemetry.metrics is not None:
+                    for token_type, count in (
+                        ("input", reply.usage.input_tokens),
+                        ("output", reply.usage.output_tokens),
+                    ):
+                        telemetry.metrics.record(
+                            names.LLM_TOKENS,
+                            count,
+                            {
+                                names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
+                                names.GEN_AI_REQUEST_MODEL: model,
+                                names.GEN_AI_TOKEN_TYPE: token_type,
+                            },
+                        )
+        return reply, elapsed * 1000
+
+    def _strike(self, state: _Run, what: str) -> None:
+        state.strikes += 1
+        if state.strikes > self.max_invalid_replies:
+            raise LLMOutputError(
+                f"the LLM ({self.model}) kept producing unusable replies; the last one had {what}",
+                attempts=state.strikes,
+            )
+
+    # --- one hop of tool calls ----------------------------------------------------------------------------------
+    async def _run_hop(self, state: _Run, hop: Hop, reply: LLMReply) -> bool:
+        """Run the hop's calls at once; returns whether ``max_tool_calls`` cut it short."""
+        to_run: list[tuple[ToolCallRecord, ToolEntry]] = []
+        invalid: list[str] = []
+        budget_hit = False
+        assistant_calls: list[dict[str, Any]] = []
+        for call in reply.tool_calls:
+            call_id = call.id or new_call_id()
+            record = ToolCallRecord(call_id=call_id, tool=call.name, arguments=call.arguments)
+            hop.calls.append(record)
+            raw = (
+                call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments, default=str)
+            )
+            assistant_calls.append(
+                {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": raw}}
+            )
+            try:
+                arguments = _parse_arguments(call.arguments)
+                entry = self.catalog.get(call.name)
+                if entry is None:
+                    raise InvalidToolCallError(
+                        f"unknown tool {call.name!r}; the tools are: {', '.join(t.name for t in state.tools)}"
+                    )
+                record.arguments = arguments
+                if state.hints.disallows(call.name):
+                    raise ToolDisallowedError(f"tool {call.name!r} is not allowed for this request")
+                limit = state.hints.max_tool_calls
+                if limit is not None and state.tool_calls_used >= limit:
+                    budget_hit = True
+                    raise ToolBudgetExhaustedError(f"the budget of {limit} tool call(s) is spent")
+            except InvalidToolCallError as exc:
+                record.outcome, record.error_type, record.error = "invalid", type(exc).__name__, str(exc)
+                invalid.append(str(exc))
+                continue
+            except _Refused as exc:
+                record.outcome, record.error_type, record.error = "refused", type(exc).__name__, str(exc)
+                continue
+            state.tool_calls_used += 1
+            to_run.append((record, entry))
+        state.messages.append({"role": "assistant", "content": reply.content, "tool_calls": assistant_calls})
+        counted = len(invalid) < len(hop.calls)
+        if counted:
+            state.hops_used += 1
+        telemetry = instruments.current()
+        if counted and telemetry is not None and telemetry.metrics is not None:
+            labels = {names.GEN_AI_AGENT_NAME: self.agent_name}
+            telemetry.metrics.add(names.PLANNER_HOPS, 1, labels)
+            telemetry.metrics.record(names.PLANNER_FANOUT, len(to_run), labels)
+        try:
+            if to_run:
+                async with asyncio.TaskGroup() as group:
+                    for record, entry in to_run:
+                        group.create_task(self._call(entry, record, state.limits))
+        finally:
+            # Also when the run is cancelled or its deadline passes mid-hop: the conversation stays whole.
+            for record in hop.calls:
+                state.messages.append(
+                    {"role": "tool", "tool_call_id": record.call_id, "content": self._observation(record)}
+                )
+        if invalid:
+            self._strike(state, invalid[-1])
+        return budget_hit
+
+    async def _call(
+        self, entry: ToolEntry, record: ToolCallRecord, limits: tuple[ConcurrencyLimit, ...]
+    ) -> None:
+        start = time.perf_counter()
+        assert isinstance(record.arguments, dict)
+        try:
+            record.result = await entry.invoke(record.arguments, call_id=record.call_id, limits=limits)
+            record.outcome = "success"
+        except Exception as exc:  # a failed tool is an observation, never a crashed run
+            record.outcome = outcome_of(exc)
+            record.error_type = type(exc).__name__
+            record.error = str(exc)[:500] or type(exc).__name__
+        finally:
+            # CancelledError passes through: the record keeps its "cancelled" outcome, with the time it ran.
+            record.latency_ms = (time.perf_counter() - start) * 1000
+
+    def _observation(self, record: ToolCallRecord) -> str:
+        if record.outcome == "success":
+            text = (
+                record.result
+                if isinstance(record.result, str)
+                else json.dumps(record.result, default=_jsonable)
+            )
+        else:
+            error = record.error or ("cancelled" if record.outcome == "cancelled" else record.outcome)
+            text = json.dumps({"error": {"type": record.error_type or record.outcome, "message": error}})
+        if len(text) > self.max_observation_chars:
+            text = text[: self.max_observation_chars] + f"… [truncated, {len(text)} chars]"
+        return text
+
+
+def _parse_arguments(arguments: dict[str, Any] | str) -> dict[str, Any]:
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        parsed = json.loads(arguments) if arguments.strip() else {}
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise InvalidToolCallError(f"arguments are not valid JSON ({exc})") from None
+    if not isinstance(parsed, dict):
+        raise InvalidToolCallError(f"arguments must be a JSON object, got {type(parsed).__name__}")
+    return parsed
+
+
+def _jsonable(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    return str(value)
+
+
+@contextlib.contextmanager
+def _span(
+    telemetry: instruments.Telemetry | None,
+    name: str,
+    attributes: Mapping[str, Any],
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> Iterator[Span | None]:
+    if telemetry is None or telemetry.tracer is None:
+        yield None
+        return
+    with telemetry.tracer.start_as_current_span(
+        name, kind=kind, attributes=dict(attributes), record_exception=False, set_status_on_exception=False
+    ) as span:
+        yield span
+
+
+def _check_catalog(catalog: Sequence[ToolEntry]) -> dict[str, ToolEntry]:
+    if isinstance(catalog, str | bytes) or not isinstance(catalog, Sequence | set | frozenset):
+        raise ConfigurationError("catalog", f"must be a list of tool entries, got {type(catalog).__name__}")
+    entries: dict[str, ToolEntry] = {}
+    for index, entry in enumerate(catalog):
+        name = getattr(entry, "name", None)
+        if not isinstance(name, str) or not callable(getattr(entry, "invoke", None)):
+            raise ConfigurationError(
+                f"catalog[{index}]",
+                f"must be a tool entry (ToolNode.get_tools() or @tool), got {type(entry).__name__}",
+            )
+        if name in entries:
+            raise ConfigurationError(f"catalog[{index}]", f"duplicate tool name {name!r}")
+        entries[name] = entry
+    return entries
+
+
+def _check_llm(llm: str | LLMClient) -> LLMClient:
+    if isinstance(llm, str):
+        if not llm.strip():
+            raise ConfigurationError("llm", "must be a model name or an LLM client, got an empty string")
+        return OpenAIChatClient(llm)
+    if not callable(getattr(llm, "complete", None)):
+        raise ConfigurationError(
+            "llm",
+            f"must be a model name or an object with async complete(messages, tools), got {type(llm).__name__}",
+        )
+    return llm

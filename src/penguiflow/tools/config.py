@@ -1,0 +1,162 @@
+"""``ExternalToolConfig``: how to reach one tool source, and the limits that protect it (the guide's Level 3).
+
+Secrets are configured as ``${VAR}`` references and expanded from the environment only at connect time
+(:meth:`ExternalToolConfig.auth_headers`, :meth:`ExternalToolConfig.resolved_env`). ``auth_config`` and ``env``
+values are held as :class:`pydantic.SecretStr`, so neither ``repr()``, ``str()``, ``model_dump()`` nor
+``model_dump_json()`` of a config can leak them, and no error message quotes a value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from penguiflow.errors import ConfigurationError
+from penguiflow.middleware.retry import RetryPolicy
+
+__all__ = ["AuthType", "ExternalToolConfig", "RetryPolicy", "TransportType", "expand_vars"]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class TransportType(StrEnum):
+    """How penguiflow talks to a tool source."""
+
+    MCP = "mcp"
+    HTTP = "http"
+    UTCP = "utcp"
+
+
+class AuthType(StrEnum):
+    """How requests to the source authenticate; the credentials live in ``auth_config``."""
+
+    NONE = "none"
+    API_KEY = "api_key"  # auth_config: {"header": "X-API-Key", "value": "${KEY}"}
+    BEARER = "bearer"  # auth_config: {"token": "${GITHUB_TOKEN}"}
+
+
+_AUTH_KEYS: dict[AuthType, frozenset[str]] = {
+    AuthType.NONE: frozenset(),
+    AuthType.API_KEY: frozenset({"header", "value"}),
+    AuthType.BEARER: frozenset({"token"}),
+}
+
+
+def expand_vars(value: str, field: str, environ: dict[str, str] | None = None) -> str:
+    """Replace every ``${VAR}`` in ``value`` from the environment.
+
+    A missing variable raises :class:`~penguiflow.errors.ConfigurationError` naming ``field`` and the variable,
+    never the value around it (which may be a partial secret).
+    """
+    env = os.environ if environ is None else environ
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        resolved = env.get(name)
+        if resolved is None:
+            raise ConfigurationError(field, f"environment variable {name!r} is not set")
+        return resolved
+
+    return _VAR.sub(substitute, value)
+
+
+class ExternalToolConfig(BaseModel):
+    """One external tool source: an MCP server, an HTTP API with an OpenAPI document, or a UTCP manual.
+
+    ``connection`` is, per transport: MCP — a command line (``npx -y ...``), an ``http(s)://`` URL or an
+    in-process ``fastmcp.FastMCP`` server; HTTP — the base URL that the OpenAPI paths are appended to;
+    UTCP — the URL of a UTCP manual. ``tool_filter`` keeps only the source's tools whose (source-local) names
+    match one of its ``fnmatch`` patterns.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=64)
+    transport: TransportType
+    connection: Any
+    max_concurrency: int = Field(10, ge=1, le=10_000, strict=True)
+    timeout_s: float = Field(30.0, gt=0)
+    retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
+    env: dict[str, SecretStr] = Field(default_factory=dict)
+    auth_type: AuthType = AuthType.NONE
+    auth_config: dict[str, SecretStr] = Field(default_factory=dict)
+    tool_filter: list[str] | None = None
+    openapi_url: str | None = None
+    max_queue: int | None = Field(None, ge=0, strict=True)
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number of seconds")
+        return value
+
+    @field_validator("connection")
+    @classmethod
+    def _connection(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("tool_filter")
+    @classmethod
+    def _patterns(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(not pattern for pattern in value):
+            raise ValueError("patterns must be non-empty strings")
+        return value
+
+    @field_validator("openapi_url")
+    @classmethod
+    def _openapi_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s):// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.transport is not TransportType.MCP and not isinstance(self.connection, str):
+            raise ValueError(f"connection: the {self.transport.value} transport needs a URL string")
+        if self.transport is TransportType.HTTP and not self.connection.startswith(("http://", "https://")):
+            raise ValueError("connection: the http transport needs an http(s):// base URL")
+        expected = _AUTH_KEYS[self.auth_type]
+        given = set(self.auth_config)
+        if given != expected:
+            wanted = ", ".join(sorted(expected)) or "no keys"
+            raise ValueError(
+                f"auth_config: auth_type {self.auth_type.value!r} needs {wanted}; got keys {sorted(given)}"
+            )
+        return self
+
+    def resolved_env(self) -> dict[str, str]:
+        """The configured ``env`` with ``${VAR}`` references expanded from ``os.environ`` (only these keys)."""
+        return {key: expand_vars(secret.get_secret_value(), f"env.{key}") for key, secret in self.env.items()}
+
+    def auth_headers(self) -> dict[str, str]:
+        """The HTTP headers that authenticate to the source, with ``${VAR}`` references expanded."""
+        if self.auth_type is AuthType.BEARER:
+            token = expand_vars(self.auth_config["token"].get_secret_value(), "auth_config.token")
+            return {"Authorization": f"Bearer {token}"}
+        if self.auth_type is AuthType.API_KEY:
+            header = expand_vars(self.auth_config["header"].get_secret_value(), "auth_config.header")
+            value = expand_vars(self.auth_config["value"].get_secret_value(), "auth_config.value")
+            return {header: value}
+        return {}
+
+    def secret_values(self) -> list[str]:
+        """Every expanded secret (auth values and env values) that resolves now: for redacting messages."""
+        found: list[str] = []
+        for key, secret in (*self.auth_config.items(), *self.env.items()):
+            if key == "header":  # a header *name* is not a secret, and redacting it would mangle messages
+                continue
+            try:
+                value = expand_vars(secret.get_secret_value(), key)
+            except ConfigurationError:
+                continue
+            if len(value) >= 4:
+                found.append(value)
+        return found

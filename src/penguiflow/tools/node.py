@@ -1,0 +1,248 @@
+"""``ToolNode``: one external tool source (MCP server, HTTP API, UTCP manual) behind its own layer stack.
+
+The node owns the source's Level 3 limit: every tool it discovers shares one stack, so ``max_concurrency``
+bounds the calls to the *source*, whichever of its tools they call. Constructing a node touches no network and
+imports no transport; ``connect()`` (or ``async with node:`` or the first ``call()``) opens the transport and
+discovers the tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import importlib
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from penguiflow.errors import ConfigurationError, PenguiflowError, ToolNotFoundError
+from penguiflow.middleware import (
+    CallerLimits,
+    ConcurrencyLimit,
+    Middleware,
+    Retry,
+    RetryPolicy,
+    Stack,
+    Timeout,
+    log_flow_events,
+)
+from penguiflow.middleware.call import Call
+from penguiflow.registry import ModelRegistry
+from penguiflow.tools.catalog import ToolEntry
+from penguiflow.tools.config import ExternalToolConfig, TransportType
+from penguiflow.tools.validation import with_validation
+
+if TYPE_CHECKING:
+    from penguiflow.tools.transports.base import Transport
+
+__all__ = ["NotConnectedError", "ToolNode"]
+
+# Transports by module and class name, imported only when a node connects: constructing a node for a transport
+# whose optional dependencies are missing must work (the guide builds nodes before anything runs).
+_TRANSPORTS: dict[TransportType, tuple[str, str]] = {
+    TransportType.HTTP: ("penguiflow.tools.transports.http", "HttpTransport"),
+    TransportType.MCP: ("penguiflow.tools.transports.mcp", "McpTransport"),
+    TransportType.UTCP: ("penguiflow.tools.transports.utcp", "UtcpTransport"),
+}
+
+
+class NotConnectedError(PenguiflowError, RuntimeError):
+    """The node has not discovered its tools yet: ``await node.connect()`` (or ``async with node:``) first."""
+
+
+def load_transport(config: ExternalToolConfig) -> Transport:
+    """A new transport for ``config``; a transport that cannot be imported raises ``ConfigurationError``."""
+    module_name, class_name = _TRANSPORTS[config.transport]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            "transport",
+            f"{config.name}: the {config.transport.value} transport is not available ({exc}); "
+            "for UTCP install the extra: pip install 'penguiflow[utcp]'",
+        ) from exc
+    transport: Transport = getattr(module, class_name)(config)
+    return transport
+
+
+class ToolNode:
+    """The tools of one external source, each run through the node's stack.
+
+    ``layers`` replaces :meth:`default_layers` (to reorder them or add plug-in layers such as a Redis limit).
+    Argument validation always runs first, inside any leading ``log_flow_events`` layers, whatever ``layers``
+    says: a bad call never reaches the network.
+
+    >>> async with ToolNode(ExternalToolConfig(name="github", transport=TransportType.MCP,
+    ...                                        connection="npx -y @modelcontextprotocol/server-github")) as gh:
+    ...     catalog = gh.get_tools()              # github.create_issue, github.list_repos, ...
+    ...     await gh.call("github.get_user", {"username": "octocat"})
+    """
+
+    def __init__(
+        self,
+        config: ExternalToolConfig,
+        registry: ModelRegistry | None = None,
+        *,
+        layers: Sequence[Middleware] | None = None,
+    ) -> None:
+        if not isinstance(config, ExternalToolConfig):
+            raise ConfigurationError("config", f"must be an ExternalToolConfig, got {type(config).__name__}")
+        self.config = config
+        self.registry = registry if registry is not None else ModelRegistry()
+        self._layers: tuple[Middleware, ...] = tuple(
+            self.default_layers(config) if layers is None else layers
+        )
+        self._stack = Stack(self._handle, with_validation(self._layers, self.registry), tool_type="extension")
+        self._transport: Transport | None = None
+        self._entries: dict[str, ToolEntry] = {}
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def default_layers(config: ExternalToolConfig) -> list[Middleware]:
+        """The default stack for ``config``, outermost first:
+        ``log_flow_events → Retry → CallerLimits → ConcurrencyLimit → Timeout``."""
+        return [
+            log_flow_events(),
+            Retry(config.retry_policy),
+            CallerLimits(),
+            ConcurrencyLimit(config.max_concurrency, name=config.name, max_queue=config.max_queue),
+            Timeout(config.timeout_s),
+        ]
+
+    # --- configured limits -------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.config.max_concurrency
+
+    @property
+    def timeout_s(self) -> float:
+        return self.config.timeout_s
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self.config.retry_policy
+
+    @property
+    def limiter(self) -> ConcurrencyLimit | None:
+        """The node's ``ConcurrencyLimit`` layer (its live ``in_flight``/``queued``), if the stack has one."""
+        for layer in self._layers:
+            if isinstance(layer, ConcurrencyLimit):
+                return layer
+        return None
+
+    @property
+    def layers(self) -> tuple[Middleware, ...]:
+        return self._layers
+
+    @property
+    def stack(self) -> Stack:
+        return self._stack
+
+    @property
+    def transport(self) -> Transport | None:
+        """The open transport, while connected."""
+        return self._transport
+
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"ToolNode(name={self.name!r}, transport={self.config.transport.value!r}, "
+            f"max_concurrency={self.max_concurrency}, timeout_s={self.timeout_s:g}, connected={self.connected})"
+        )
+
+    # --- life cycle ----------------------------------------------------------------------------------------
+    async def connect(self) -> list[ToolEntry]:
+        """Open the transport and discover the tools (once; concurrent callers wait for the same connect)."""
+        if self._transport is not None:
+            return self.get_tools()
+        async with self._lock:
+            if self._transport is None:
+                transport = load_transport(self.config)
+                try:
+                    specs = await transport.connect()
+                except BaseException:
+                    with contextlib.suppress(Exception):  # the connect error is the one to report
+                        await transport.close()
+                    raise
+                patterns = self.config.tool_filter
+                entries: dict[str, ToolEntry] = {}
+                for spec in specs:
+                    if patterns is not None and not any(fnmatch.fnmatchcase(spec.name, p) for p in patterns):
+                        continue
+                    name = f"{self.name}.{spec.name}"
+                    self.registry.register(name, spec.input_schema)
+                    entries[name] = ToolEntry(
+                        name, spec.description, spec.input_schema, self.name, self._stack
+                    )
+                for stale in set(self._entries) - set(entries):
+                    self.registry.unregister(stale)
+                self._entries = entries
+                self._transport = transport
+        return self.get_tools()
+
+    async def close(self) -> None:
+        """Close the transport. The entries stay listed; the next call connects again."""
+        async with self._lock:
+            transport, self._transport = self._transport, None
+            if transport is not None:
+                await transport.close()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # --- tools -----------------------------------------------------------------------------------------------
+    def get_tools(self) -> list[ToolEntry]:
+        """The discovered tools as catalog entries named ``{name}.{tool}``.
+
+        Raises :class:`NotConnectedError` before the first ``connect()``: the tools of a source are only known
+        once it has been asked, and an empty list would silently give a planner no tools.
+        """
+        if self._transport is None and not self._entries:
+            raise NotConnectedError(
+                f"{self.name}: tools not discovered yet; await node.connect() (or use 'async with node:') "
+                "before get_tools()"
+            )
+        return list(self._entries.values())
+
+    def get_tool(self, name: str) -> ToolEntry:
+        """The entry of ``name`` (catalog name ``github.create_issue`` or source-local ``create_issue``)."""
+        entry = self._entries.get(name) or self._entries.get(f"{self.name}.{name}")
+        if entry is None:
+            raise ToolNotFoundError(f"{self.name}: no tool {name!r}", tool=name)
+        return entry
+
+    async def call(
+        self,
+        tool: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        call_id: str | None = None,
+        limits: tuple[ConcurrencyLimit, ...] = (),
+    ) -> Any:
+        """Run one call of ``tool`` through the node's stack, connecting first if needed."""
+        if self._transport is None:
+            await self.connect()
+        entry = self.get_tool(tool)
+        return await entry.invoke(arguments or {}, call_id=call_id, limits=limits)
+
+    async def _handle(self, call: Call) -> Any:
+        transport = self._transport
+        if transport is None:  # closed after the call entered the stack: reopen rather than fail
+            await self.connect()
+            transport = self._transport
+            assert transport is not None
+        return await transport.call(call.tool[len(self.name) + 1 :], call.arguments)

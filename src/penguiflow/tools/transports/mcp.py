@@ -1,0 +1,274 @@
+"""``McpTransport``: the tools of an MCP server, through one ``fastmcp.Client`` session per node.
+
+``connection`` is one of:
+
+- a command line (``npx -y @modelcontextprotocol/server-github``, ``python server.py``): split with
+  :func:`shlex.split` and started as a stdio subprocess, **never through a shell**. Unquoted shell operators
+  (``;``, ``&&``, ``|``, ``>`` …) are refused with a :class:`~penguiflow.errors.ConfigurationError` instead of being
+  handed to the program as odd arguments. The subprocess gets the config's ``env`` on top of a minimal inherited
+  environment (``PATH``, ``HOME``, …: the MCP SDK's safe list), not the caller's whole environment;
+- an ``http(s)://`` URL: streamable HTTP, with the config's auth headers;
+- an in-process ``fastmcp.FastMCP`` server object (tests, embedding).
+
+The session opens on ``connect()`` and is shared by concurrent calls: MCP multiplexes requests over it, and the
+node's ``ConcurrencyLimit`` — not the transport — decides how many run. A session that breaks (the server died)
+fails the calls in flight with :class:`~penguiflow.errors.ToolConnectionError`, which the retry layer may retry,
+and the next call opens a fresh session (a fresh subprocess for stdio).
+
+Trace context: fastmcp 4's client injects the current span's W3C ``traceparent`` into each request's ``_meta``
+itself (unless ``FASTMCP_TELEMETRY_MODE=off``), so with the ``execute_tool`` span current the server's spans join
+the caller's trace; nothing to add here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shlex
+from typing import Any, Final
+
+import anyio
+import httpx
+from fastmcp import Client, FastMCP
+from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+from mcp.shared.exceptions import MCPError
+from mcp.types import CONNECTION_CLOSED, CallToolResult, TextContent
+
+from penguiflow.errors import (
+    ConfigurationError,
+    ToolConnectionError,
+    ToolError,
+    ToolExecutionError,
+    ToolNotFoundError,
+)
+from penguiflow.tools.config import ExternalToolConfig
+from penguiflow.tools.transports.base import ToolSpec
+
+__all__ = ["CONNECT_TIMEOUT_S", "McpTransport", "split_command"]
+
+_log = logging.getLogger("penguiflow.tools.mcp")
+
+_SHELL_OPERATORS: Final = frozenset("();<>|&")
+_MAX_DETAIL: Final = 200
+CONNECT_TIMEOUT_S: Final = 60.0  # at least this long to start a server and complete the MCP handshake
+_WRAP_KEY: Final = "x-fastmcp-wrap-result"  # fastmcp wraps a non-object result as {"result": value}
+_METHOD_NOT_FOUND: Final = -32601
+_INVALID_PARAMS: Final = -32602
+
+# What a broken session surfaces as, depending on where the failure is noticed first.
+_BROKEN: Final = (
+    ConnectionError,
+    OSError,
+    EOFError,
+    anyio.ClosedResourceError,
+    anyio.BrokenResourceError,
+    anyio.EndOfStream,
+    httpx.TransportError,
+)
+
+
+def split_command(connection: str) -> list[str]:
+    """The argv of a stdio command line. Raises ``ConfigurationError`` for an empty line or one that needs a
+    shell to mean what it says (an unquoted ``;``, ``&&``, ``|``, redirection…): nothing here runs a shell."""
+    lexer = shlex.shlex(connection, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        tokens = list(lexer)
+        argv = shlex.split(connection)
+    except ValueError as exc:  # unbalanced quotes
+        raise ConfigurationError("connection", f"cannot parse the command line: {exc}") from exc
+    operators = [token for token in tokens if token and set(token) <= _SHELL_OPERATORS]
+    if operators:
+        raise ConfigurationError(
+            "connection",
+            f"shell operator {operators[0]!r} in the MCP command line: the command is run directly, without a "
+            "shell; put a pipeline or several commands in a script and run that",
+        )
+    if not argv:
+        raise ConfigurationError("connection", "the MCP command line is empty")
+    return argv
+
+
+def _detail(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
+
+
+class McpTransport:
+    """One MCP server. See the module docstring for ``connection``."""
+
+    def __init__(self, config: ExternalToolConfig) -> None:
+        self.config = config
+        self._client: Client[Any] | None = None
+        self._opening: asyncio.Task[Client[Any]] | None = None
+        self._wrapped: set[str] = set()  # tools whose structured result is {"result": value}
+        self._target = self._describe()  # also checks the command line, before anything runs
+
+    def _describe(self) -> str:
+        """What the connection is, for messages: never the command's arguments or a URL's credentials."""
+        connection = self.config.connection
+        if isinstance(connection, FastMCP):
+            return f"in-process server {connection.name!r}"
+        if isinstance(connection, str):
+            if connection.startswith(("http://", "https://")):
+                url = httpx.URL(connection)
+                return f"{url.scheme}://{url.host}{f':{url.port}' if url.port else ''}{url.path}"
+            return f"command {split_command(connection)[0]!r}"
+        raise ConfigurationError(
+            "connection",
+            f"an MCP connection is a command line, an http(s):// URL or a FastMCP server, "
+            f"not {type(connection).__name__}",
+        )
+
+    def _new_client(self) -> Client[Any]:
+        connection = self.config.connection
+        # Starting a server (``npx -y`` may download it) is not a tool call: it gets its own, longer bound.
+        timeout = max(self.config.timeout_s, CONNECT_TIMEOUT_S)
+        if isinstance(connection, FastMCP):
+            return Client(connection, init_timeout=timeout)
+        assert isinstance(connection, str)
+        if connection.startswith(("http://", "https://")):
+            return Client(
+                StreamableHttpTransport(connection, headers=self.config.auth_headers()), init_timeout=timeout
+            )
+        command, *args = split_command(connection)
+        # keep_alive=False: closing the client ends the subprocess; a dead one is replaced, never reused.
+        stdio = StdioTransport(command, args, env=self.config.resolved_env(), keep_alive=False)
+        return Client(stdio, init_timeout=timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected()
+
+    # --- life cycle ----------------------------------------------------------------------------------------
+    async def _session(self) -> Client[Any]:
+        """The open client, opening one (again) if there is none.
+
+        The opening runs in a task of its own that callers await shielded: a call whose ``Timeout`` fires while
+        the server is still starting gives up alone, and the next call finds the connection ready instead of
+        starting (and abandoning) yet another subprocess.
+        """
+        if self._client is not None:
+            return self._client
+        if self._opening is None:
+            self._opening = asyncio.create_task(
+                self._open(), name=f"penguiflow-mcp-connect-{self.config.name}"
+            )
+            self._opening.add_done_callback(self._opened)
+        return await asyncio.shield(self._opening)
+
+    def _opened(self, task: asyncio.Task[Client[Any]]) -> None:
+        if self._opening is task:
+            self._opening = None
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every caller may have given up on it already
+
+    async def _open(self) -> Client[Any]:
+        client = self._new_client()
+        try:
+            await client.__aenter__()  # type: ignore[no-untyped-call]  # fastmcp leaves it unannotated
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await client.close()  # type: ignore[no-untyped-call]
+            if isinstance(exc, Exception):
+                raise self._connection_error(exc, "could not connect") from exc
+            raise
+        self._client = client
+        return client
+
+    async def _discard(self, client: Client[Any]) -> None:
+        """Forget a broken session (once, whichever failing call gets here first) and release it."""
+        if self._client is not client:
+            return
+        self._client = None
+        _log.warning("%s: MCP session to %s broke; the next call reconnects", self.config.name, self._target)
+        with contextlib.suppress(Exception):
+            await client.close()  # type: ignore[no-untyped-call]
+
+    async def connect(self) -> list[ToolSpec]:
+        client = await self._session()
+        try:
+            tools = await client.list_tools()
+        except Exception as exc:
+            raise await self._failure(client, exc, tool=None) from exc
+        self._wrapped = {tool.name for tool in tools if (tool.output_schema or {}).get(_WRAP_KEY)}
+        return [
+            ToolSpec(
+                tool.name,
+                tool.description or "",
+                dict(tool.input_schema) if tool.input_schema else {"type": "object", "properties": {}},
+            )
+            for tool in tools
+        ]
+
+    async def close(self) -> None:
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            opening.cancel()
+            with contextlib.suppress(BaseException):
+                await opening
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()  # type: ignore[no-untyped-call]
+
+    # --- calls ---------------------------------------------------------------------------------------------
+    async def call(self, tool: str, arguments: dict[str, Any]) -> Any:
+        client = await self._session()
+        try:
+            result = await client.call_tool_mcp(tool, arguments)
+        except Exception as exc:
+            raise await self._failure(client, exc, tool=tool) from exc
+        return self._result(tool, result)
+
+    def _result(self, tool: str, result: CallToolResult) -> Any:
+        texts = [block.text for block in result.content if isinstance(block, TextContent)]
+        if result.is_error:
+            reason = self._redact(" ".join(texts)) or "no message"
+            raise ToolExecutionError(
+                f"{self._name(tool)}: the tool reported an error: {reason}", tool=self._name(tool)
+            )
+        structured = result.structured_content
+        if structured is not None:
+            if tool in self._wrapped and isinstance(structured, dict) and "result" in structured:
+                return structured["result"]
+            return structured
+        if len(texts) == len(result.content):
+            return texts[0] if len(texts) == 1 else "\n".join(texts)
+        return [block.model_dump(mode="json", exclude_none=True) for block in result.content]
+
+    def _name(self, tool: str) -> str:
+        return f"{self.config.name}.{tool}"
+
+    async def _failure(self, client: Client[Any], exc: Exception, *, tool: str | None) -> ToolError:
+        """The typed error for ``exc``; a broken session is discarded so the next call reconnects."""
+        name = self._name(tool) if tool is not None else self.config.name
+        if isinstance(exc, ToolError):
+            return exc
+        if isinstance(exc, MCPError) and exc.code != CONNECTION_CLOSED:
+            reason = self._redact(exc.message)
+            if exc.code in (_METHOD_NOT_FOUND, _INVALID_PARAMS) and "unknown tool" in reason.lower():
+                return ToolNotFoundError(f"{name}: not found on the MCP server: {reason}", tool=name)
+            return ToolExecutionError(f"{name}: MCP error {exc.code}: {reason}", tool=name)
+        if isinstance(exc, (MCPError, RuntimeError, *_BROKEN)):
+            await self._discard(client)
+            return self._connection_error(exc, "connection lost", tool=name)
+        return ToolExecutionError(f"{name}: {type(exc).__name__}: {self._redact(str(exc))}", tool=name)
+
+    def _redact(self, text: str) -> str:
+        """``text`` shortened to one line, with every configured secret value masked."""
+        text = _detail(text)
+        for secret in self.config.secret_values():
+            text = text.replace(secret, "***")
+        return text
+
+    def _connection_error(
+        self, exc: BaseException, what: str, *, tool: str | None = None
+    ) -> ToolConnectionError:
+        # The message names the target by its program or host only: arguments, URLs and env may hold secrets.
+        reason = self._redact(str(exc))
+        return ToolConnectionError(
+            f"{tool or self.config.name}: {what} to the MCP server ({self._target}): {type(exc).__name__}"
+            + (f": {reason}" if reason else ""),
+            tool=tool,
+        )

@@ -1,0 +1,43 @@
+"""Every benchmark script runs with ``--quick``, prints its table and writes valid JSON. No timing asserted:
+the numbers of a smoke run on a shared machine mean nothing, only that the scripts work."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+# script → text its table prints, and a key its JSON holds
+EXPECTED = {
+    "overhead": (["Telemetry OFF", "Telemetry ON", "default stack (4 layers)"], "targets"),
+    "limiter_efficiency": (["Makespan ÷ ideal makespan"], "cases"),
+    "scale": (["Memory per queued call", "Cost per operation"], "memory_bytes_per_queued_call"),
+    "retry_storm": (["Retry storm behind ConcurrencyLimit(5)"], "cases"),
+    "end_to_end": (["End to end"], "cases"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_benchmark_runs_quick(name: str, tmp_path: Path) -> None:
+    out = tmp_path / f"{name}.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    texts, key = EXPECTED[name]
+    for text in texts:
+        assert text in done.stdout
+    document = json.loads(out.read_text())
+    assert document["benchmark"] == name
+    assert document["machine"]["nproc"] >= 1
+    assert document["machine"]["python"]
+    assert document[key]
