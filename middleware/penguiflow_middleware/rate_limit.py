@@ -7,9 +7,10 @@ an API quota). A bucket starts full. A call takes one token; without one it wait
 How the waiting works: waiters queue as futures; one timer per bucket fires when the head waiter's token is
 due and hands tokens out in arrival order. A waiter cancelled while queued is skipped (it took nothing); a
 waiter cancelled after being handed a token gives the token back to the bucket and the next waiter gets it, so
-cancellation never leaks nor steals a token. While calls wait, no token is lost to the ``burst`` cap because a
-timer fired late: the long-run rate stays exact under event-loop lag (calls that fell behind catch up, never
-running before their due time).
+cancellation never leaks nor steals a token. The bucket never holds more than ``burst`` tokens, even when a timer
+fires late under event-loop lag (beyond a few milliseconds of ordinary timer lateness, credited to waiters):
+calls that fell behind do not catch up in a burst, so a short window never sees
+more than its share; lag costs throughput instead.
 
 ``max_wait_s`` bounds the wait: a call whose turn would come later than that fails at once with
 :class:`~penguiflow_middleware.errors.RateLimitExceededError` (counted as rejected) instead of queueing.
@@ -41,6 +42,7 @@ from penguiflow_middleware.errors import RateLimitExceededError
 KeyFunction = Callable[[Call], str]
 
 _EPSILON = 1e-9  # float refills land a hair below a whole token
+_LAG_CREDIT_S = 0.005  # timer lateness credited to waiters; never more than half a token
 
 
 def default_key(call: Call) -> str:
@@ -87,6 +89,7 @@ class RateLimit:
         self._name = check_name(name, "name")
         self._clock = clock
         self._per_token = self.per / self.rate  # seconds per token
+        self._lag_credit = min(0.5, _LAG_CREDIT_S / self._per_token)
         self._buckets: dict[str, _Bucket] = {}
         self._waited = {
             False: {names.LIMITER_NAME: self._name, names.LIMITER_WAITED: False},
@@ -128,14 +131,12 @@ class RateLimit:
         return min(float(self.burst), bucket.tokens + (now - bucket.updated) / self._per_token)
 
     def _refill(self, bucket: _Bucket) -> None:
+        # Capped at ``burst`` even while calls wait: calls that fell behind a late timer must not run back to
+        # back, which would break the quota in a short window. Only a timer's ordinary lateness (epoll wakes in
+        # whole milliseconds) is credited to the waiters, so it does not add up over thousands of calls.
         now = self._clock()
-        if bucket.queued:
-            # While calls wait, every token made goes to one of them: none is lost to the cap because a timer
-            # fired late. Waiters then run at their due time or, after event-loop lag, right away to catch up —
-            # never earlier than due, and the long-run rate stays exact.
-            bucket.tokens += (now - bucket.updated) / self._per_token
-        else:
-            bucket.tokens = self._refilled(bucket, now)
+        cap = self.burst + (self._lag_credit if bucket.queued else 0.0)
+        bucket.tokens = min(cap, bucket.tokens + (now - bucket.updated) / self._per_token)
         bucket.updated = now
 
     def _grant(self, bucket: _Bucket) -> None:
