@@ -195,6 +195,7 @@ PERCENTILES = ((0.5, 50), (0.95, 95), (0.99, 99))
 LEVEL3 = f'{LIMITER}!~"{LEVEL1_LIMITER}|{LEVEL2_LIMITER}"'
 NOT_SUCCESS = f'{OUTCOME}!="success"'
 WAITED = f'{label(names.LIMITER_WAITED)}="true"'
+CALLS = "_count"  # calls by outcome: the count of the tool duration histogram
 
 
 # --- layout --------------------------------------------------------------------------------------------------
@@ -295,12 +296,12 @@ def dashboard(
 
 def service_variable() -> dict[str, Any]:
     # `job` is the scrape job; behind an OpenTelemetry Collector's Prometheus exporter it carries service.name.
-    return query_variable("service", "Service", metric(names.TOOL_CALLS), "job")
+    return query_variable("service", "Service", metric(names.TOOL_DURATION, "_count"), "job")
 
 
 # --- the three dashboards ------------------------------------------------------------------------------------
 def overview() -> dict[str, Any]:
-    tool_calls = metric(names.TOOL_CALLS)
+    tool_calls = metric(names.TOOL_DURATION, "_count")
     panels: list[Panel] = [
         row("Planner — Level 1 (absolute_max_parallel) and Level 2 (planning_hints max_parallel)"),
         stat(
@@ -324,7 +325,7 @@ def overview() -> dict[str, Any]:
         stat(
             "Error ratio",
             "Share of tool calls that did not succeed.",
-            f"sum({rate(names.TOOL_CALLS, NOT_SUCCESS)}) / sum({rate(names.TOOL_CALLS)})",
+            f"sum({rate(names.TOOL_DURATION, NOT_SUCCESS, suffix=CALLS)}) / sum({rate(names.TOOL_DURATION, suffix=CALLS)})",
             "errors",
             unit="percentunit",
         ),
@@ -385,7 +386,7 @@ def overview() -> dict[str, Any]:
         timeseries(
             "Call rate by outcome",
             "Tool calls ending per second: success, error, timeout, rejected, cancelled.",
-            [(f"sum by ({OUTCOME}) ({rate(names.TOOL_CALLS)})", "{{" + OUTCOME + "}}")],
+            [(f"sum by ({OUTCOME}) ({rate(names.TOOL_DURATION, suffix=CALLS)})", "{{" + OUTCOME + "}}")],
             unit="ops",
             stack=True,
         ),
@@ -461,7 +462,7 @@ def tool_source() -> dict[str, Any]:
             "Tool calls ending per second.",
             [
                 (
-                    f"sum by ({TOOL}, {OUTCOME}) ({rate(names.TOOL_CALLS, src)})",
+                    f"sum by ({TOOL}, {OUTCOME}) ({rate(names.TOOL_DURATION, src, suffix=CALLS)})",
                     "{{" + TOOL + "}} {{" + OUTCOME + "}}",
                 )
             ],
@@ -479,7 +480,12 @@ def tool_source() -> dict[str, Any]:
         timeseries(
             "Failures by error type",
             "Calls that did not succeed, per second, by error.type.",
-            [(f"sum by ({ERROR}) ({rate(names.TOOL_CALLS, src, NOT_SUCCESS)})", "{{" + ERROR + "}}")],
+            [
+                (
+                    f"sum by ({ERROR}) ({rate(names.TOOL_DURATION, src, NOT_SUCCESS, suffix=CALLS)})",
+                    "{{" + ERROR + "}}",
+                )
+            ],
             unit="ops",
         ),
         heatmap(
@@ -538,7 +544,7 @@ def tool_source() -> dict[str, Any]:
         [
             datasource_variable("prometheus", PROMETHEUS_UID, "Prometheus"),
             service_variable(),
-            query_variable("source", "Tool source", metric(names.TOOL_CALLS), SOURCE, SERVICE),
+            query_variable("source", "Tool source", metric(names.TOOL_DURATION, "_count"), SOURCE, SERVICE),
         ],
         panels,
     )

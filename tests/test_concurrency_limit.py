@@ -40,9 +40,9 @@ from tests.support.timing import eventually
 
 def calls_by_outcome(tool: str) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for attributes, point in otel.points(names.TOOL_CALLS, **{names.GEN_AI_TOOL_NAME: tool}):
+    for attributes, point in otel.points(names.TOOL_DURATION, **{names.GEN_AI_TOOL_NAME: tool}):
         outcome = attributes[names.OUTCOME]
-        counts[outcome] = counts.get(outcome, 0) + int(point.value)
+        counts[outcome] = counts.get(outcome, 0) + int(point.count)
     return counts
 
 

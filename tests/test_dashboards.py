@@ -138,7 +138,6 @@ def test_overview_has_the_panels_the_issue_lists() -> None:
         names.TIMEOUTS,
         names.RETRY_ATTEMPTS,
         names.LIMITER_REJECTED,
-        names.TOOL_CALLS,
     ):
         assert names.metric(needed).prometheus_name in exprs
     for q in ("0.5", "0.95", "0.99"):

@@ -48,10 +48,11 @@ def test_collector_reads_the_table_metrics() -> None:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     meter = provider.get_meter(names.SCOPE)
-    calls = meter.create_counter(names.TOOL_CALLS)
+    durations = meter.create_histogram(names.TOOL_DURATION)
     retries = meter.create_counter(names.RETRY_ATTEMPTS)
-    calls.add(3, {names.TOOL_SOURCE: "stripe", names.OUTCOME: "success"})
-    calls.add(1, {names.TOOL_SOURCE: "", names.OUTCOME: "success"})
+    for _ in range(3):
+        durations.record(0.1, {names.TOOL_SOURCE: "stripe", names.OUTCOME: "success"})
+    durations.record(0.2, {names.TOOL_SOURCE: "", names.OUTCOME: "success"})
     retries.add(2, {names.TOOL_SOURCE: "stripe", names.RETRY_REASON: "status_429"})
     snap = Collector(reader).collect()
     assert snap.calls_of("stripe") == 3 and snap.calls_of("native") == 1

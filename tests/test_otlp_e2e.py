@@ -106,7 +106,6 @@ def test_metrics_arrive_over_otlp_by_the_table_names(exported: tuple[OtlpReceive
     arrived = receiver.metric_names()
     expected = {
         names.TOOL_DURATION,
-        names.TOOL_CALLS,
         names.LIMITER_IN_FLIGHT,
         names.LIMITER_QUEUED,
         names.LIMITER_LIMIT,

@@ -151,4 +151,4 @@ def test_each_tool_source_alone_has_calls_latency_and_limiter_data(scraped: Any)
 def names_tool_calls() -> str:
     from penguiflow.telemetry import names
 
-    return names.metric(names.TOOL_CALLS).prometheus_name
+    return names.metric(names.TOOL_DURATION).prometheus_name + "_count"

@@ -227,7 +227,10 @@ async def test_the_deadline_bounds_attempts_and_waits_together() -> None:
     assert isinstance(info.value, TimeoutError)
     assert 0.09 <= elapsed < 2.0  # ends at the deadline, not after 50 attempts
     assert 1 <= len(attempts) <= 5
-    assert otel.value(names.TOOL_CALLS, **{names.GEN_AI_TOOL_NAME: tool, names.OUTCOME: "timeout"}) == 1
+    assert (
+        otel.histogram_count(names.TOOL_DURATION, **{names.GEN_AI_TOOL_NAME: tool, names.OUTCOME: "timeout"})
+        == 1
+    )
 
 
 # --- cancellation ---------------------------------------------------------------------------------------------

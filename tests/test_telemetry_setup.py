@@ -140,7 +140,6 @@ def test_prometheus_port_serves_real_scrape_text_with_penguiflow_metrics() -> No
     text = done.stdout
     for name in (
         names.TOOL_DURATION,
-        names.TOOL_CALLS,
         names.LIMITER_IN_FLIGHT,
         names.LIMITER_QUEUED,
         names.LIMITER_LIMIT,
@@ -164,8 +163,9 @@ def test_prometheus_port_serves_real_scrape_text_with_penguiflow_metrics() -> No
     assert samples("penguiflow_limiter_in_flight", limiter) == [0.0]
     assert samples("penguiflow_limiter_queued", limiter) == [0.0]
     assert samples("penguiflow_limiter_rejected_total", limiter) == [1.0]
-    assert samples("penguiflow_tool_calls_total", 'penguiflow_outcome="success"') == [3.0]
-    assert samples("penguiflow_tool_calls_total", 'penguiflow_outcome="rejected"') == [1.0]
+    calls = names.metric(names.TOOL_DURATION).prometheus_name + "_count"
+    assert samples(calls, 'penguiflow_outcome="success"') == [3.0]
+    assert samples(calls, 'penguiflow_outcome="rejected"') == [1.0]
     assert samples("penguiflow_retry_attempts_total", 'penguiflow_retry_reason="timeout"') == [1.0]
     assert sorted(samples("gen_ai_execute_tool_duration_seconds_count", 'gen_ai_tool_name="setup.tool"')) == [
         1.0,

@@ -32,7 +32,10 @@ async def test_a_slow_attempt_raises_tool_timeout_error(spans: InMemorySpanExpor
     assert "0.02" in str(error)
 
     assert otel.value(names.TIMEOUTS, **{names.GEN_AI_TOOL_NAME: tool}) == 1
-    assert otel.value(names.TOOL_CALLS, **{names.GEN_AI_TOOL_NAME: tool, names.OUTCOME: "timeout"}) == 1
+    assert (
+        otel.histogram_count(names.TOOL_DURATION, **{names.GEN_AI_TOOL_NAME: tool, names.OUTCOME: "timeout"})
+        == 1
+    )
     (span,) = otel.spans(names.SPAN_EXECUTE_TOOL.format(tool=tool))
     (event,) = span.events
     assert event.name == names.EVENT_TIMEOUT
@@ -83,3 +86,61 @@ def test_bad_timeouts_fail_at_construction_naming_the_field(seconds: Any) -> Non
     with pytest.raises(ConfigurationError, match="seconds") as info:
         Timeout(seconds)
     assert info.value.field == "seconds"
+
+
+async def test_cancelling_the_caller_is_not_turned_into_a_timeout() -> None:
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(5)
+
+    task = asyncio.create_task(wrap(slow, Timeout(5), name=unique("timeout.cancel"))())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+
+
+async def test_an_outer_timeout_firing_first_stays_the_outer_ones() -> None:
+    """Nested bounds: the inner Timeout must not claim the outer deadline's cancellation."""
+
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    inner = wrap(slow, Timeout(2), name=unique("timeout.nested"))
+    with pytest.raises(TimeoutError) as info:
+        async with asyncio.timeout(0.02):
+            await inner()
+    assert not isinstance(info.value, ToolTimeoutError)
+
+
+async def test_a_tool_that_swallows_the_cancellation_leaves_the_task_clean() -> None:
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            return "swallowed"
+        return "slept"
+
+    task = asyncio.current_task()
+    assert task is not None
+    before = task.cancelling()
+    assert await wrap(stubborn, Timeout(0.01), name=unique("timeout.swallow"))() == "swallowed"
+    assert task.cancelling() == before
+    await asyncio.sleep(0.01)  # no cancellation left pending on this task
+
+
+async def test_after_a_timeout_the_task_carries_no_pending_cancellation() -> None:
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    wrapped = wrap(slow, Timeout(0.01), name=unique("timeout.clean"))
+    task = asyncio.current_task()
+    assert task is not None
+    for _ in range(3):
+        with pytest.raises(ToolTimeoutError):
+            await wrapped()
+        assert task.cancelling() == 0
+    await asyncio.sleep(0.01)

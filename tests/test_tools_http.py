@@ -220,7 +220,10 @@ async def test_404_is_not_retried(api: HttpApiServer) -> None:
     assert api.stats.count("not_found") == 1
     assert otel.value("penguiflow.retry.attempts", **{"gen_ai.tool.name": tool}) == 0
     assert (
-        otel.value("penguiflow.tool.calls", **{"gen_ai.tool.name": tool, "penguiflow.outcome": "error"}) == 1
+        otel.histogram_count(
+            "gen_ai.execute_tool.duration", **{"gen_ai.tool.name": tool, "penguiflow.outcome": "error"}
+        )
+        == 1
     )
 
 
@@ -236,7 +239,9 @@ async def test_hanging_endpoint_times_out_after_timeout_s(api: HttpApiServer, sp
     assert info.value.seconds == 0.5
     assert otel.value("penguiflow.timeouts", **{"gen_ai.tool.name": tool}) == 1
     assert (
-        otel.value("penguiflow.tool.calls", **{"gen_ai.tool.name": tool, "penguiflow.outcome": "timeout"})
+        otel.histogram_count(
+            "gen_ai.execute_tool.duration", **{"gen_ai.tool.name": tool, "penguiflow.outcome": "timeout"}
+        )
         == 1
     )
     (span,) = otel.spans(f"execute_tool {tool}")
@@ -294,7 +299,9 @@ async def test_max_queue_rejects_at_once_when_the_queue_is_full(api: HttpApiServ
     assert results.count({"slept_ms": 200}) == 2
     assert api.stats.count("slow") == 2
     assert (
-        otel.value("penguiflow.tool.calls", **{"gen_ai.tool.name": tool, "penguiflow.outcome": "rejected"})
+        otel.histogram_count(
+            "gen_ai.execute_tool.duration", **{"gen_ai.tool.name": tool, "penguiflow.outcome": "rejected"}
+        )
         == 1
     )
 
@@ -345,7 +352,9 @@ async def test_bad_arguments_fail_before_any_request(api: HttpApiServer, spans: 
     outcomes = [s.attributes["error.type"] for s in otel.spans(f"execute_tool {tool}")]
     assert outcomes == ["ToolValidationError"] * 4
     assert (
-        otel.value("penguiflow.tool.calls", **{"gen_ai.tool.name": tool, "error.type": "ToolValidationError"})
+        otel.histogram_count(
+            "gen_ai.execute_tool.duration", **{"gen_ai.tool.name": tool, "error.type": "ToolValidationError"}
+        )
         == 4
     )
     assert otel.value("penguiflow.retry.attempts", **{"gen_ai.tool.name": tool}) == 0

@@ -121,7 +121,9 @@ async def test_timeout_applies_and_counts_as_timeout() -> None:
     assert time.perf_counter() - start < 1.5
     assert otel.value("penguiflow.timeouts", **{"gen_ai.tool.name": name}) == 1
     assert (
-        otel.value("penguiflow.tool.calls", **{"gen_ai.tool.name": name, "penguiflow.outcome": "timeout"})
+        otel.histogram_count(
+            "gen_ai.execute_tool.duration", **{"gen_ai.tool.name": name, "penguiflow.outcome": "timeout"}
+        )
         == 1
     )
 

@@ -224,8 +224,9 @@ async def test_telemetry_state_gauge_transitions_rejections_and_span_events(span
     assert otel.value(mw.CIRCUIT_REJECTED, **{mw.CIRCUIT_NAME: name, mw.CIRCUIT_STATE: "open"}) == 1
     # The refused call is counted by the stack as rejected, not as an error of the tool.
     assert (
-        otel.value(
-            "penguiflow.tool.calls", **{"gen_ai.tool.name": f"{name}.tool", "penguiflow.outcome": "rejected"}
+        otel.histogram_count(
+            "gen_ai.execute_tool.duration",
+            **{"gen_ai.tool.name": f"{name}.tool", "penguiflow.outcome": "rejected"},
         )
         == 1
     )

@@ -123,8 +123,9 @@ async def test_max_wait_rejects_at_once_when_the_turn_is_too_far(spans: Any) -> 
     assert await asyncio.gather(*first) == [0, 1, 2]
     assert otel.value(mw.RATE_LIMIT_REJECTED, **{mw.LIMITER_NAME: name, mw.REJECT_REASON: "max_wait"}) == 1
     assert (
-        otel.value(
-            "penguiflow.tool.calls", **{"gen_ai.tool.name": f"{name}.tool", "penguiflow.outcome": "rejected"}
+        otel.histogram_count(
+            "gen_ai.execute_tool.duration",
+            **{"gen_ai.tool.name": f"{name}.tool", "penguiflow.outcome": "rejected"},
         )
         == 1
     )

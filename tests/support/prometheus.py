@@ -1,8 +1,8 @@
 """A real Prometheus (Debian's ``prometheus`` package) for tests: foreground process on 127.0.0.1, temp storage.
 
     with Prometheus(targets=["127.0.0.1:9464"], job="penguiflow-demo") as prom:
-        prom.wait_for("penguiflow_tool_calls_total")
-        result = prom.query_range('sum(rate(penguiflow_tool_calls_total[5s]))', start, end)
+        prom.wait_for("penguiflow_limiter_in_flight")
+        result = prom.query_range('sum(penguiflow_limiter_in_flight)', start, end)
 
 It scrapes its targets every second. The first sample is queryable about 6 s after start (Prometheus waits for
 its first scrape and the head block), so poll with :meth:`wait_for` rather than sleep.

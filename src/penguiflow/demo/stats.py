@@ -156,9 +156,6 @@ class Collector:
                     row(limiter).limit = value
                 elif name == names.LIMITER_REJECTED:
                     row(limiter).rejected += value
-                elif name == names.TOOL_CALLS:
-                    key = (source, str(attributes.get(names.OUTCOME, "")))
-                    snap.calls[key] = snap.calls.get(key, 0) + value
                 elif name == names.RETRY_ATTEMPTS:
                     key = (source, str(attributes.get(names.RETRY_REASON, "")))
                     snap.retries[key] = snap.retries.get(key, 0) + value
@@ -170,6 +167,9 @@ class Collector:
                     snap.hops += value
             elif isinstance(point, HistogramDataPoint) and name == names.LIMITER_WAIT:
                 row(limiter).wait.add(point)
+            elif isinstance(point, HistogramDataPoint) and name == names.TOOL_DURATION:
+                key = (source, str(attributes.get(names.OUTCOME, "")))
+                snap.calls[key] = snap.calls.get(key, 0) + point.count
         for name, limiter_row in snap.limiters.items():
             if limiter_row.limit:
                 self._known[name] = limiter_row.limit

@@ -101,8 +101,9 @@ class Stack:
                 span.end()
             if telemetry.metrics is not None:
                 attributes = self._metric_attributes(call, outcome, error_type)
+                # One record per call: the histogram's count is the call counter by outcome (the OpenTelemetry
+                # convention), so a separate counter would double the per-call metric cost for nothing.
                 telemetry.metrics.record(names.TOOL_DURATION, time.perf_counter() - start, attributes)
-                telemetry.metrics.add(names.TOOL_CALLS, 1, attributes)
 
     def _metric_attributes(self, call: Call, outcome: str, error_type: str | None) -> dict[str, Any]:
         key = (call.tool, call.source, outcome, error_type)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from opentelemetry import trace
@@ -25,16 +24,31 @@ class Timeout:
         self.latency_callback = latency_callback
 
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
-        start = time.perf_counter()
-        timeout = asyncio.timeout(self.seconds)
+        # ``asyncio.timeout`` costs ~4 µs a call (an async context manager and its bookkeeping), most of the
+        # default stack's overhead; the same protocol by hand — one timer that cancels this task, then
+        # ``uncancel`` to tell our cancellation from anyone else's — costs under 1 µs.
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - a layer always runs inside a task
+            raise RuntimeError("Timeout must run inside an asyncio task")
+        loop = task.get_loop()
+        start = loop.time()
+        expiry = _Expiry(task)
+        handle = loop.call_at(start + self.seconds, expiry.fire)
         try:
-            async with timeout:
-                return await call_next(call)
-        except TimeoutError:
-            if not timeout.expired():
-                raise
-            self._report(call, (time.perf_counter() - start) * 1000)
-            raise ToolTimeoutError(call.tool, self.seconds) from None
+            return await call_next(call)
+        except asyncio.CancelledError:
+            # Ours only if the timer fired and no other cancellation (of the caller, of an outer timeout) is
+            # pending: those keep propagating as CancelledError.
+            if expiry.fired:
+                expiry.fired = False
+                if task.uncancel() <= expiry.cancelling:
+                    self._report(call, (loop.time() - start) * 1000)
+                    raise ToolTimeoutError(call.tool, self.seconds) from None
+            raise
+        finally:
+            handle.cancel()
+            if expiry.fired:  # the tool swallowed our cancellation: withdraw it all the same
+                task.uncancel()
 
     def _report(self, call: Call, latency_ms: float) -> None:
         telemetry = instruments.current()
@@ -49,3 +63,19 @@ class Timeout:
                 names.EVENT_TIMEOUT, {names.TIMEOUT_S: self.seconds, names.ATTEMPT: call.attempt}
             )
         emit(call, self.latency_callback, NODE_TIMEOUT, latency_ms, timeout_s=self.seconds)
+
+
+class _Expiry:
+    """The timer's callback: cancels the task once and remembers it did (``__slots__``: one per call)."""
+
+    __slots__ = ("cancelling", "fired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.cancelling = task.cancelling()
+        self.fired = False
+
+    def fire(self) -> None:
+        if not self.task.done():
+            self.fired = True
+            self.task.cancel()

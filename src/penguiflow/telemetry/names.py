@@ -66,7 +66,6 @@ OUTCOMES: Final[tuple[Outcome, ...]] = ("success", "error", "timeout", "rejected
 
 # --- metric names --------------------------------------------------------------------------------------------
 TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
-TOOL_CALLS: Final = "penguiflow.tool.calls"
 LIMITER_IN_FLIGHT: Final = "penguiflow.limiter.in_flight"
 LIMITER_QUEUED: Final = "penguiflow.limiter.queued"
 LIMITER_LIMIT: Final = "penguiflow.limiter.limit"
@@ -137,12 +136,9 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         TOOL_DURATION,
         "histogram",
         "s",
-        "Duration of one tool call, all attempts and queueing included.",
+        "Duration of one tool call, all attempts and queueing included; its count is the calls by outcome.",
         (*_TOOL, OUTCOME, ERROR_TYPE),
         DURATION_BUCKETS,
-    ),
-    MetricSpec(
-        TOOL_CALLS, "counter", "{call}", "Tool calls that ended, by outcome.", (*_TOOL, OUTCOME, ERROR_TYPE)
     ),
     MetricSpec(LIMITER_IN_FLIGHT, "gauge", "{call}", "Calls holding a slot of the limiter now.", _LIMITER),
     MetricSpec(LIMITER_QUEUED, "gauge", "{call}", "Calls waiting in the limiter's FIFO queue now.", _LIMITER),
