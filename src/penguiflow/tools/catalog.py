@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from penguiflow.errors import ToolValidationError
 from penguiflow.middleware.call import Call, new_call_id
 from penguiflow.middleware.stack import Stack
 
@@ -32,7 +33,15 @@ class ToolEntry:
         call_id: str | None = None,
         limits: tuple[ConcurrencyLimit, ...] = (),
     ) -> Any:
-        """Run one call. ``limits`` are the caller's extra limiters (the planner's Level 1 and 2)."""
+        """Run one call. ``limits`` are the caller's extra limiters (the planner's Level 1 and 2).
+
+        Arguments that are not a mapping raise :class:`~penguiflow.errors.ToolValidationError` at once."""
+        if not isinstance(arguments, Mapping):
+            raise ToolValidationError(
+                f"{self.name}: arguments must be a mapping of argument names to values, "
+                f"got {type(arguments).__name__}",
+                tool=self.name,
+            )
         call = Call(
             self.name, dict(arguments), source=self.source, call_id=call_id or new_call_id(), limits=limits
         )

@@ -8,20 +8,26 @@ values are held as :class:`pydantic.SecretStr`, so neither ``repr()``, ``str()``
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import re
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any, Final, Self
+from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from penguiflow.errors import ConfigurationError
 from penguiflow.middleware.retry import RetryPolicy
 
-__all__ = ["AuthType", "ExternalToolConfig", "RetryPolicy", "TransportType", "expand_vars"]
+__all__ = ["REDACTED", "AuthType", "ExternalToolConfig", "RetryPolicy", "TransportType", "expand_vars"]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MIN_SECRET: Final = 4
+REDACTED: Final = "***"
 
 
 class TransportType(StrEnum):
@@ -89,6 +95,13 @@ class ExternalToolConfig(BaseModel):
     openapi_url: str | None = None
     max_queue: int | None = Field(None, ge=0, strict=True)
 
+    @field_validator("timeout_s", mode="before")
+    @classmethod
+    def _not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # pydantic would take True for 1.0 second
+            raise ValueError("must be a number of seconds, not a bool")
+        return value
+
     @field_validator("timeout_s")
     @classmethod
     def _finite(cls, value: float) -> float:
@@ -148,15 +161,41 @@ class ExternalToolConfig(BaseModel):
         return {}
 
     def secret_values(self) -> list[str]:
-        """Every expanded secret (auth values and env values) that resolves now: for redacting messages."""
-        found: list[str] = []
+        """Every secret that resolves now, as it may show up in a message: each ``auth_config`` value (but the
+        header *name*) and each ``env`` value, as configured and expanded, the value of every ``${VAR}`` they
+        reference, and the credential of a ``"<scheme> <credential>"`` value (``Bearer ...``) on its own.
+        Longest first; values shorter than 4 characters are left out (masking them would mangle messages)."""
+        found: set[str] = set()
         for key, secret in (*self.auth_config.items(), *self.env.items()):
             if key == "header":  # a header *name* is not a secret, and redacting it would mangle messages
                 continue
-            try:
-                value = expand_vars(secret.get_secret_value(), key)
-            except ConfigurationError:
-                continue
-            if len(value) >= 4:
-                found.append(value)
-        return found
+            raw = secret.get_secret_value()
+            candidates = [raw, *(os.environ.get(name, "") for name in _VAR.findall(raw))]
+            with contextlib.suppress(ConfigurationError):  # an unset variable: nothing of it can leak
+                candidates.append(expand_vars(raw, key))
+            for value in candidates:
+                if _VAR.fullmatch(value):
+                    continue  # a bare ``${VAR}`` reference is configuration, not a secret
+                found.add(value)
+                found.update(part for part in value.split() if len(part) >= 8)  # "Bearer <credential>"
+        return sorted((v for v in found if len(v) >= _MIN_SECRET), key=lambda v: (-len(v), v))
+
+    def redact(self, text: str, *, also: Iterable[str] = ()) -> str:
+        """``text`` with every secret of this config (see :meth:`secret_values`) replaced by ``***``, also in
+        its URL-encoded and JSON-escaped forms (a server may echo a credential in either).
+
+        ``also`` adds values resolved earlier: a transport passes the secrets it resolved at connect time, so a
+        credential still in use is masked even after its environment variable changed. The one place every
+        transport masks what a server sends back before it goes into an error message.
+        """
+        secrets: set[str] = {value for value in also if len(value) >= _MIN_SECRET}
+        secrets.update(self.secret_values())
+        if not secrets or not text:
+            return text
+        forms: set[str] = set()
+        for secret in secrets:
+            forms.update((secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]))
+        for form in sorted(forms, key=lambda v: (-len(v), v)):  # longest first: no half-masked secret
+            if len(form) >= _MIN_SECRET:
+                text = text.replace(form, REDACTED)
+        return text

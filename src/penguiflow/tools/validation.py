@@ -8,9 +8,11 @@ never reaches the network.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
+from penguiflow.errors import ToolValidationError
 from penguiflow.middleware.call import Call, CallNext, Middleware
 from penguiflow.middleware.events import FlowEventLogger
 from penguiflow.registry import ModelRegistry
@@ -22,6 +24,8 @@ class ValidateArguments:
     """Replaces ``call.arguments`` with the registry's validated arguments, or raises ``ToolValidationError``.
 
     Tools the registry does not know pass unchecked: a registry shared by several nodes may be cleared by one.
+    Arguments of a tool described by a JSON schema (an external source's) must also be JSON: a value JSON
+    cannot carry (a set, an object, NaN) would otherwise fail in the transport, or be silently changed on the way.
     """
 
     def __init__(self, registry: ModelRegistry) -> None:
@@ -30,10 +34,28 @@ class ValidateArguments:
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
         if call.tool in self.registry:
             call.arguments = self.registry.validate(call.tool, call.arguments)
+            if self.registry.model(call.tool) is None:
+                _check_json(call.tool, call.arguments)
         return await call_next(call)
 
     def __repr__(self) -> str:
         return f"ValidateArguments({self.registry!r})"
+
+
+def _check_json(tool: str, arguments: dict[str, Any]) -> None:
+    try:
+        json.dumps(arguments, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        for name, value in arguments.items():  # name the first argument that cannot be sent (never its value)
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError, RecursionError):
+                raise ToolValidationError(
+                    f"{tool}: argument {name!r} is not JSON data ({type(value).__name__}); "
+                    "the tool's source only accepts JSON values (no NaN or infinity)",
+                    tool=tool,
+                ) from None
+        raise ToolValidationError(f"{tool}: the arguments are not JSON data", tool=tool) from None
 
 
 def with_validation(layers: Sequence[Middleware], registry: ModelRegistry) -> list[Middleware]:

@@ -4,6 +4,10 @@ The demo, the tests and the benchmarks point ``ToolNode(transport=HTTP)`` at it.
 (slow, flaky, rate-limited, hanging, not found) and counts, server side, how many requests of each operation
 are in flight at once — the ground truth that a client-side limit is really enforced.
 
+With ``chaos=ChaosConfig(...)`` it also publishes a ``chaos`` operation that misbehaves at random — 429 with
+``Retry-After``, 503, a stall past any sane client timeout, a connection reset with no response at all — drawn from
+a seeded RNG per (key, attempt), so a rerun injects the same faults into the same calls (the reliability suite).
+
 >>> with HttpApiServer() as api:                          # a uvicorn server in a background thread
 ...     config = ExternalToolConfig(name="api", transport=TransportType.HTTP, connection=api.url)
 ...     ...
@@ -16,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
+import struct
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -30,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-__all__ = ["HttpApiServer", "ServerStats", "openapi_document"]
+__all__ = ["FAULT_KINDS", "ChaosConfig", "HttpApiServer", "ServerStats", "openapi_document"]
 
 OVERALL = "*"
 _HEADER_HISTORY = 500
@@ -54,6 +60,7 @@ class ServerStats:
         self._counters: dict[str, _Counter] = defaultdict(_Counter)
         self._headers: dict[str, deque[dict[str, str]]] = defaultdict(lambda: deque(maxlen=_HEADER_HISTORY))
         self._attempts: dict[tuple[str, str], int] = defaultdict(int)
+        self._faults: Counter[str] = Counter()
 
     def enter(self, operation: str, headers: dict[str, str]) -> int:
         """Count a request in; returns the operation's in-flight count including it."""
@@ -76,6 +83,16 @@ class ServerStats:
         with self._lock:
             self._attempts[(operation, key)] += 1
             return self._attempts[(operation, key)]
+
+    def fault(self, kind: str) -> None:
+        """Count one fault the ``chaos`` operation injected (one of :data:`FAULT_KINDS`)."""
+        with self._lock:
+            self._faults[kind] += 1
+
+    def faults(self) -> dict[str, int]:
+        """Faults injected so far, by kind."""
+        with self._lock:
+            return dict(self._faults)
 
     def in_flight(self, operation: str = OVERALL) -> int:
         with self._lock:
@@ -102,6 +119,7 @@ class ServerStats:
                 counter.count = 0
             self._headers.clear()
             self._attempts.clear()
+            self._faults.clear()
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -119,8 +137,52 @@ class ServerStats:
             }
 
 
-def openapi_document(title: str = "penguiflow demo API") -> dict[str, Any]:
-    """The OpenAPI 3.1 document the server publishes at ``/openapi.json``."""
+FAULT_KINDS = ("rate_limited", "unavailable", "stall", "reset")
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    """The faults of the ``chaos`` operation, each with its probability per request.
+
+    Each request draws one number from ``random.Random(f"{seed}/{key}/{attempt}")`` (``attempt`` counts the
+    requests of that ``key``), so the faults are a function of the seed and the calls, not of timing:
+
+    - ``rate_limited``: 429 with ``Retry-After: retry_after_s``;
+    - ``unavailable``: 503;
+    - ``stall``: no answer until the client hangs up (or ``stall_max_s``, or the server stops);
+    - ``reset``: the connection is reset (TCP RST) without a byte of response;
+    - otherwise the request succeeds after its ``ms`` query parameter.
+    """
+
+    seed: int = 0
+    rate_limited: float = 0.0
+    unavailable: float = 0.0
+    stall: float = 0.0
+    reset: float = 0.0
+    retry_after_s: int = 1
+    stall_max_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        probabilities = [getattr(self, kind) for kind in FAULT_KINDS]
+        if any(not 0.0 <= p <= 1.0 for p in probabilities) or sum(probabilities) > 1.0:
+            raise ValueError("fault probabilities must be in [0, 1] and sum to at most 1")
+        if self.retry_after_s < 0 or self.stall_max_s <= 0:
+            raise ValueError("retry_after_s must be >= 0 and stall_max_s > 0")
+
+    def draw(self, key: str, attempt: int) -> str | None:
+        """The fault for this request of ``key`` (``None``: answer normally)."""
+        roll = random.Random(f"{self.seed}/{key}/{attempt}").random()
+        for kind in FAULT_KINDS:
+            probability: float = getattr(self, kind)
+            if roll < probability:
+                return kind
+            roll -= probability
+        return None
+
+
+def openapi_document(title: str = "penguiflow demo API", *, chaos: bool = False) -> dict[str, Any]:
+    """The OpenAPI 3.1 document the server publishes at ``/openapi.json`` (with ``chaos``: and the ``chaos``
+    operation, which a server started with a :class:`ChaosConfig` serves)."""
 
     def query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
         return {
@@ -132,7 +194,7 @@ def openapi_document(title: str = "penguiflow demo API") -> dict[str, Any]:
         }
 
     ok = {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1.0.0"},
         "paths": {
@@ -216,6 +278,19 @@ def openapi_document(title: str = "penguiflow demo API") -> dict[str, Any]:
             }
         },
     }
+    if chaos:
+        document["paths"]["/chaos"] = {
+            "get": {
+                "operationId": "chaos",
+                "summary": "Answer after `ms` milliseconds, or fail at random: 429, 503, stall, connection reset.",
+                "parameters": [
+                    query("key", {"type": "string"}, "Identifies the call; faults are drawn per key.", True),
+                    query("ms", {"type": "integer", "minimum": 0, "maximum": 60000}, "Delay of a success."),
+                ],
+                "responses": ok,
+            }
+        }
+    return document
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -226,6 +301,8 @@ class HttpApiServer:
 
     ``rate_limit_threshold``: more than this many ``rate_limited`` requests at once are answered 429 with
     ``Retry-After: retry_after_s``. ``flaky_failures``: default number of 503s per key of ``flaky``.
+    ``chaos``: publish the ``chaos`` operation, misbehaving as configured (:class:`ChaosConfig`); the
+    faults it injected are counted in ``stats.faults()``.
     """
 
     def __init__(
@@ -236,13 +313,17 @@ class HttpApiServer:
         rate_limit_threshold: int = 1,
         retry_after_s: int = 1,
         flaky_failures: int = 2,
+        chaos: ChaosConfig | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.rate_limit_threshold = rate_limit_threshold
         self.retry_after_s = retry_after_s
         self.flaky_failures = flaky_failures
+        self.chaos = chaos
         self.stats = ServerStats()
+        # chaos requests now running, each with the connection it came on (see _chaos_measured)
+        self._chaos_live: dict[int, _Live] = {}
         self.app = self._build_app()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -331,8 +412,60 @@ class HttpApiServer:
 
         return run
 
+    # --- chaos ---------------------------------------------------------------------------------------------
+    def _connection(self, request: Request) -> Any:
+        """uvicorn's protocol object (with its ``transport``) of the connection ``request`` came on."""
+        client = request.scope.get("client")
+        server = self._server
+        if client is None or server is None:
+            return None
+        for connection in list(server.server_state.connections):
+            if getattr(connection, "client", None) == tuple(client):
+                return connection
+        return None
+
+    def _reap_abandoned(self) -> None:
+        """Count out every chaos request whose client has hung up (its socket saw the peer's FIN or RST).
+
+        The server learns of a hang-up one event-loop step after the kernel does; a client that closes a
+        stalled connection and at once sends its next request could otherwise be seen with one request too
+        many. A client that sent a request while still waiting on another stays counted: the peak is exact.
+        """
+        for key, live in list(self._chaos_live.items()):
+            if live.counted and _peer_gone(live.connection):
+                live.counted = False
+                del self._chaos_live[key]
+                self.stats.leave("chaos")
+
+    def _chaos_measured(self, endpoint: Endpoint) -> Endpoint:
+        async def run(request: Request) -> Response:
+            self._reap_abandoned()
+            self.stats.enter("chaos", {k.lower(): v for k, v in request.headers.items()})
+            live = _Live(self._connection(request))
+            self._chaos_live[id(live)] = live
+            try:
+                return await endpoint(request)
+            finally:
+                self._chaos_live.pop(id(live), None)
+                if live.counted:
+                    self.stats.leave("chaos")
+
+        return run
+
+    async def _until_disconnected(self, request: Request, limit_s: float) -> None:
+        """Wait until the client hangs up, the server stops or ``limit_s`` passes."""
+        deadline = time.monotonic() + limit_s
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            try:
+                async with asyncio.timeout(0.1):
+                    message = await request.receive()
+            except TimeoutError:
+                continue
+            if message["type"] == "http.disconnect":
+                return
+
     def _build_app(self) -> Starlette:
-        document = openapi_document()
+        document = openapi_document(chaos=self.chaos is not None)
 
         async def echo(request: Request) -> Response:
             try:
@@ -383,6 +516,37 @@ class HttpApiServer:
             received = request.headers.get("authorization") or request.headers.get("x-api-key") or ""
             return JSONResponse({"detail": f"credentials {received!r} are not valid"}, status_code=401)
 
+        async def chaos(request: Request) -> Response:
+            config = self.chaos or ChaosConfig()
+            key = request.query_params.get("key", "")
+            attempt = self.stats.attempt("chaos", key)
+            fault = config.draw(key, attempt)
+            if fault is not None:
+                self.stats.fault(fault)
+            if fault == "rate_limited":
+                return JSONResponse(
+                    {"detail": "too many requests"},
+                    status_code=429,
+                    headers={"Retry-After": str(config.retry_after_s)},
+                )
+            if fault == "unavailable":
+                return JSONResponse({"detail": "temporarily unavailable"}, status_code=503)
+            if fault == "reset":
+                connection = self._connection(request)
+                if connection is not None:
+                    sock = connection.transport.get_extra_info("socket")
+                    if sock is not None:  # linger 0: close() sends RST, not FIN
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    connection.transport.abort()
+                await self._until_disconnected(request, 5.0)
+                return Response(status_code=500)  # never sent: the connection is gone
+            if fault == "stall":
+                await self._until_disconnected(request, config.stall_max_s)
+                return JSONResponse({"detail": "stalled"}, status_code=503)
+            ms = _int(request, "ms", 0)
+            await asyncio.sleep(ms / 1000)
+            return JSONResponse({"key": key, "attempt": attempt})
+
         async def openapi(request: Request) -> Response:
             return JSONResponse(document)
 
@@ -408,12 +572,42 @@ class HttpApiServer:
             Route(path, self._measured(name, endpoint), methods=methods, name=name)
             for name, (path, methods, endpoint) in measured.items()
         ]
+        routes.append(Route("/chaos", self._chaos_measured(chaos), methods=["GET"], name="chaos"))
         routes += [
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/stats", stats, methods=["GET"]),
             Route("/stats/reset", reset, methods=["POST"]),
         ]
         return Starlette(routes=routes)
+
+
+@dataclass(eq=False)
+class _Live:
+    """A chaos request in progress: the connection it came on, and whether it is still counted in flight."""
+
+    connection: Any
+    counted: bool = True
+
+
+def _peer_gone(connection: Any) -> bool:
+    """Whether the client of ``connection`` has closed or reset it (asked of the kernel, without reading)."""
+    if connection is None:
+        return False
+    transport = connection.transport
+    if transport.is_closing():  # checked first: a closing transport's descriptor may already be reused
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return True
+    peek = socket.socket(fileno=sock.fileno())
+    try:
+        return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False  # open, nothing to read: the client is waiting
+    except OSError:
+        return True  # reset
+    finally:
+        peek.detach()  # the descriptor stays the transport's
 
 
 def _int(request: Request, name: str, default: int) -> int:

@@ -9,6 +9,8 @@ Environment of the subprocess:
 
 - ``PENGUIFLOW_MCP_DELAY_S``: seconds each SaaS tool sleeps (default 0.05).
 - ``PENGUIFLOW_MCP_NAME``: the server's name (default ``github``).
+- ``PENGUIFLOW_MCP_PEAK_FILE``: when set, the server appends a line ``"<pid> <peak>"`` to this file each time its
+  peak concurrency rises (and ``"<pid> 0"`` at start), so the peak of a server that is killed is not lost with it.
 - ``PENGUIFLOW_MCP_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``: when set, an OpenTelemetry SDK exports the
   server's own fastmcp spans over OTLP/HTTP (``{endpoint}/v1/traces``), so they join the caller's trace;
   ``OTEL_SERVICE_NAME`` names the service (default ``penguiflow-mcp-server``). Unset: no SDK, no export.
@@ -38,10 +40,18 @@ _log = logging.getLogger("penguiflow.demo.mcp_server")
 class ServerStats:
     """Tool executions as the server saw them. One event loop runs the tools, so no lock is needed."""
 
-    def __init__(self) -> None:
+    def __init__(self, peak_file: str | None = None) -> None:
         self.current = 0
         self.peak = 0
         self.calls: Counter[str] = Counter()
+        self.peak_file = peak_file
+        self._record_peak()
+
+    def _record_peak(self) -> None:
+        if self.peak_file is not None:
+            # One short O_APPEND write per line: lines of several servers never interleave.
+            with open(self.peak_file, "a", encoding="ascii") as file:
+                file.write(f"{os.getpid()} {self.peak}\n")
 
     def reset(self) -> None:
         self.current = 0
@@ -52,7 +62,9 @@ class ServerStats:
         """Count one execution of ``tool`` in while it sleeps ``seconds``."""
         self.calls[tool] += 1
         self.current += 1
-        self.peak = max(self.peak, self.current)
+        if self.current > self.peak:
+            self.peak = self.current
+            self._record_peak()
         try:
             await asyncio.sleep(seconds)
         finally:
@@ -68,11 +80,14 @@ class ServerStats:
         }
 
 
-def build_server(name: str = "github", *, delay_s: float = DEFAULT_DELAY_S) -> FastMCP[Any]:
+def build_server(
+    name: str = "github", *, delay_s: float = DEFAULT_DELAY_S, peak_file: str | None = None
+) -> FastMCP[Any]:
     """A fastmcp server with GitHub-like tools (each sleeps ``delay_s``), ``slow``, ``fail``, ``stats`` and
-    ``reset_stats``. The stats live on ``server.stats`` too, for in-process use."""
+    ``reset_stats``. The stats live on ``server.stats`` too, for in-process use. ``peak_file``: see
+    ``PENGUIFLOW_MCP_PEAK_FILE`` in the module docstring."""
     server: FastMCP[Any] = FastMCP(name)
-    stats = ServerStats()
+    stats = ServerStats(peak_file)
     server.stats = stats  # type: ignore[attr-defined]
 
     @server.tool
@@ -164,7 +179,11 @@ def main() -> None:
     logging.getLogger("fastmcp").setLevel(logging.WARNING)  # no "Starting MCP server" line on every start
     _configure_tracing()
     delay_s = float(os.environ.get("PENGUIFLOW_MCP_DELAY_S", DEFAULT_DELAY_S))
-    server = build_server(os.environ.get("PENGUIFLOW_MCP_NAME", "github"), delay_s=delay_s)
+    server = build_server(
+        os.environ.get("PENGUIFLOW_MCP_NAME", "github"),
+        delay_s=delay_s,
+        peak_file=os.environ.get("PENGUIFLOW_MCP_PEAK_FILE") or None,
+    )
     server.run(show_banner=False)
 
 

@@ -4,7 +4,17 @@ layers: it discovers tools and performs one call, raising the typed errors of :m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+
+MAX_DETAIL: Final = 200
+"""How much of a server's own words (an error body, an error message) goes into one of our error messages."""
+
+
+def shorten(text: str, limit: int = MAX_DETAIL) -> str:
+    """``text`` on one line, at most ``limit`` characters. Redact secrets *before* shortening: a secret cut in
+    two is no longer recognised."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ pool, decides how many requests run. Status codes become the typed errors the re
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -39,16 +40,18 @@ from penguiflow.errors import (
 from penguiflow.middleware.retry import parse_retry_after
 from penguiflow.telemetry import names
 from penguiflow.tools.config import ExternalToolConfig
-from penguiflow.tools.transports.base import ToolSpec
+from penguiflow.tools.transports.base import ToolSpec, shorten
 
-__all__ = ["HttpTransport", "OpenAPIError", "Operation", "parse_openapi"]
+__all__ = ["MAX_DOCUMENT_BYTES", "HttpTransport", "OpenAPIError", "Operation", "parse_openapi"]
 
 _log = logging.getLogger("penguiflow.tools.http")
 
 _METHODS: Final = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 _PLACEHOLDER: Final = re.compile(r"\{([^{}]+)\}")
 _SCHEMA_REF: Final = "#/components/schemas/"
-_MAX_DETAIL: Final = 200
+_BODY_WINDOW: Final = 65536
+MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
+"""The largest OpenAPI document a transport reads (a module setting: a test or an application may change it)."""
 
 
 class OpenAPIError(ToolError):
@@ -71,7 +74,17 @@ class Operation:
 
 
 def parse_openapi(document: Any, *, source: str) -> list[Operation]:
-    """The operations of an OpenAPI 3 ``document``; raises :class:`OpenAPIError` naming what is wrong."""
+    """The operations of an OpenAPI 3 ``document``; raises :class:`OpenAPIError` naming what is wrong.
+
+    An operation without an ``operationId`` has no tool name: it is skipped with a warning, and a document
+    whose operations all lack one is an error (a source with no tools would leave a planner empty-handed)."""
+    try:
+        return _parse(document, source)
+    except RecursionError:  # schemas nested thousands deep
+        raise OpenAPIError(f"{source}: the OpenAPI document is nested too deeply to be read") from None
+
+
+def _parse(document: Any, source: str) -> list[Operation]:
     if not isinstance(document, Mapping):
         raise OpenAPIError(f"{source}: the OpenAPI document is not a JSON object")
     version = document.get("openapi")
@@ -85,6 +98,7 @@ def parse_openapi(document: Any, *, source: str) -> list[Operation]:
         raise OpenAPIError(f"{source}: 'components' is not an object")
     reader = _Reader(source, components)
     operations: dict[str, Operation] = {}
+    unnamed: list[str] = []
     for path, item in paths.items():
         if not isinstance(path, str) or not path.startswith("/") or not isinstance(item, Mapping):
             raise OpenAPIError(f"{source}: path {path!r} must start with '/' and map to an object")
@@ -96,13 +110,24 @@ def parse_openapi(document: Any, *, source: str) -> list[Operation]:
                 raise OpenAPIError(f"{source}: {method.upper()} {path} is not an object")
             operation_id = raw.get("operationId")
             if not isinstance(operation_id, str) or not operation_id:
-                _log.debug("%s: skipping %s %s: no operationId", source, method.upper(), path)
+                unnamed.append(f"{method.upper()} {path}")
                 continue
             if operation_id in operations:
                 raise OpenAPIError(f"{source}: operationId {operation_id!r} is used twice")
             operation = reader.operation(operation_id, method, path, item, raw)
             if operation is not None:
                 operations[operation_id] = operation
+    if unnamed:
+        if not operations:
+            raise OpenAPIError(
+                f"{source}: no operation has an 'operationId' (e.g. {unnamed[0]}); tools are named by it"
+            )
+        _log.warning(
+            "%s: skipping %d operation(s) without an operationId: %s",
+            source,
+            len(unnamed),
+            ", ".join(unnamed[:5]),
+        )
     return list(operations.values())
 
 
@@ -294,20 +319,32 @@ class HttpTransport:
         return [operation.spec for operation in self._operations.values()]
 
     async def _fetch_document(self) -> Any:
+        """The OpenAPI document, fetched within ``timeout_s`` in all (a server trickling bytes cannot hold the
+        connect up) and at most :data:`MAX_DOCUMENT_BYTES` long."""
         assert self._client is not None
         url = self.document_url
         where = f"{self.config.name}: OpenAPI document {url}"
+        seconds = self.config.timeout_s
         try:
-            response = await self._client.get(url, timeout=self.config.timeout_s)
+            async with asyncio.timeout(seconds):
+                async with self._client.stream("GET", url, timeout=seconds) as response:
+                    if not response.is_success:
+                        await response.aread()
+                        raise self._status_error(where, response)
+                    content = await _read_capped(response, MAX_DOCUMENT_BYTES)
+        except TimeoutError:
+            raise ToolConnectionError(f"{where}: timed out after {seconds:g}s") from None
         except httpx.TimeoutException:
-            raise ToolConnectionError(f"{where}: timed out after {self.config.timeout_s:g}s") from None
+            raise ToolConnectionError(f"{where}: timed out after {seconds:g}s") from None
         except httpx.HTTPError as exc:
             raise ToolConnectionError(f"{where}: cannot be fetched ({type(exc).__name__})") from None
-        if not response.is_success:
-            raise self._status_error(where, response)
+        if content is None:
+            raise OpenAPIError(f"{where}: larger than {MAX_DOCUMENT_BYTES} bytes")
         try:
-            return response.json()
-        except ValueError:
+            return json.loads(content)
+        except RecursionError:
+            raise OpenAPIError(f"{where}: nested too deeply to be read") from None
+        except ValueError:  # also a body that is not UTF-8
             raise OpenAPIError(f"{where}: is not JSON") from None
 
     def operation(self, tool: str) -> Operation:
@@ -374,7 +411,10 @@ class HttpTransport:
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         message = f"{where}: HTTP {status} {response.reason_phrase}"
-        detail = self._redact(response.text.strip())[:_MAX_DETAIL] if response.content else ""
+        # A server may echo what it received; a credential must not travel on in our error messages. Masked
+        # before shortening, so no secret is cut in two; only the start of a huge body is looked at.
+        text = response.text[:_BODY_WINDOW] if response.content else ""
+        detail = shorten(self.config.redact(text, also=self._secrets))
         if detail:
             message += f": {detail}"
         cls: type[ToolStatusError]
@@ -388,17 +428,26 @@ class HttpTransport:
             cls = ToolStatusError  # a redirect we do not follow
         return cls(message, status_code=status, tool=tool, retry_after=retry_after)
 
-    def _redact(self, text: str) -> str:
-        # A server may echo what it received; a credential must not travel on in our error messages.
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
     async def close(self) -> None:
         client, self._client = self._client, None
         self._operations = {}
         if client is not None:
             await client.aclose()
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
+    """The body, or ``None`` as soon as it is longer than ``limit`` bytes (the rest is never read)."""
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _result(response: httpx.Response) -> Any:

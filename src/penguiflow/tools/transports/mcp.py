@@ -43,14 +43,13 @@ from penguiflow.errors import (
     ToolNotFoundError,
 )
 from penguiflow.tools.config import ExternalToolConfig
-from penguiflow.tools.transports.base import ToolSpec
+from penguiflow.tools.transports.base import ToolSpec, shorten
 
 __all__ = ["CONNECT_TIMEOUT_S", "McpTransport", "split_command"]
 
 _log = logging.getLogger("penguiflow.tools.mcp")
 
 _SHELL_OPERATORS: Final = frozenset("();<>|&")
-_MAX_DETAIL: Final = 200
 CONNECT_TIMEOUT_S: Final = 60.0  # at least this long to start a server and complete the MCP handshake
 _WRAP_KEY: Final = "x-fastmcp-wrap-result"  # fastmcp wraps a non-object result as {"result": value}
 _METHOD_NOT_FOUND: Final = -32601
@@ -90,11 +89,6 @@ def split_command(connection: str) -> list[str]:
     return argv
 
 
-def _detail(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
-
-
 class McpTransport:
     """One MCP server. See the module docstring for ``connection``."""
 
@@ -103,6 +97,7 @@ class McpTransport:
         self._client: Client[Any] | None = None
         self._opening: asyncio.Task[Client[Any]] | None = None
         self._wrapped: set[str] = set()  # tools whose structured result is {"result": value}
+        self._secrets: tuple[str, ...] = ()  # the secrets resolved for the session (env, auth headers)
         self._target = self._describe()  # also checks the command line, before anything runs
 
     def _describe(self) -> str:
@@ -123,6 +118,7 @@ class McpTransport:
 
     def _new_client(self) -> Client[Any]:
         connection = self.config.connection
+        self._secrets = tuple(self.config.secret_values())  # resolved now, with the env and headers below
         # Starting a server (``npx -y`` may download it) is not a tool call: it gets its own, longer bound.
         timeout = max(self.config.timeout_s, CONNECT_TIMEOUT_S)
         if isinstance(connection, FastMCP):
@@ -256,11 +252,9 @@ class McpTransport:
         return ToolExecutionError(f"{name}: {type(exc).__name__}: {self._redact(str(exc))}", tool=name)
 
     def _redact(self, text: str) -> str:
-        """``text`` shortened to one line, with every configured secret value masked."""
-        text = _detail(text)
-        for secret in self.config.secret_values():
-            text = text.replace(secret, "***")
-        return text
+        """``text`` with every configured secret masked, then shortened to one line (in this order: a secret
+        cut in two by the shortening would no longer be recognised)."""
+        return shorten(self.config.redact(text, also=self._secrets))
 
     def _connection_error(
         self, exc: BaseException, what: str, *, tool: str | None = None

@@ -26,7 +26,7 @@ from penguiflow.errors import (
 )
 from penguiflow.middleware.retry import parse_retry_after
 from penguiflow.tools.config import ExternalToolConfig
-from penguiflow.tools.transports.base import ToolSpec
+from penguiflow.tools.transports.base import ToolSpec, shorten
 
 if TYPE_CHECKING:
     from utcp.utcp_client import UtcpClient
@@ -34,13 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["UtcpTransport"]
 
 _log = logging.getLogger("penguiflow.tools.utcp")
-_MAX_DETAIL: Final = 200
 _INSTALL: Final = "pip install 'penguiflow[utcp]' (utcp and utcp-http)"
-
-
-def _detail(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
 
 
 class UtcpTransport:
@@ -56,9 +50,11 @@ class UtcpTransport:
         self.config = config
         self._client: UtcpClient | None = None
         self._manual = ""  # the manual's name as UTCP registered it (UTCP sanitizes names)
+        self._secrets: tuple[str, ...] = ()  # the secrets resolved when the manual was registered
         self._lock = asyncio.Lock()
 
     def _template(self) -> dict[str, Any]:
+        self._secrets = tuple(self.config.secret_values())  # resolved now, with the headers below
         template: dict[str, Any] = {
             "name": self.config.name,
             "call_template_type": "http",
@@ -163,10 +159,8 @@ class UtcpTransport:
             raise self._error(f"{self.config.name}.{tool}", exc) from exc
 
     def _redact(self, text: str) -> str:
-        text = _detail(text)
-        for secret in self.config.secret_values():
-            text = text.replace(secret, "***")
-        return text
+        """``text`` with every configured secret masked, then shortened to one line."""
+        return shorten(self.config.redact(text, also=self._secrets))
 
     def _error(self, name: str, exc: Exception) -> ToolError:
         import aiohttp
