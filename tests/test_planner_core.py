@@ -30,6 +30,7 @@ from penguiflow.planner import (
     Usage,
 )
 from penguiflow.planner.llm.base import Message, ToolSchema
+from penguiflow.planner.react import LEVEL2_NAME
 from penguiflow.telemetry import names
 from penguiflow.tools import ToolEntry, tool
 from tests.support import otel
@@ -499,3 +500,29 @@ async def test_spans_and_metrics_of_a_run(spans: Any) -> None:
     assert otel.histogram_count(names.LLM_DURATION, **model) >= 2
     ((_, tokens),) = otel.points(names.LLM_TOKENS, **model, **{names.GEN_AI_TOKEN_TYPE: "input"})
     assert tokens.sum >= 250
+
+
+async def test_a_runs_level2_limiter_leaves_the_gauges_when_the_run_ends() -> None:
+    """Level 2 limiters share the name ``run``: a finished run must stop adding its limit to that gauge."""
+
+    def run_limit() -> float:
+        return otel.value(names.LIMITER_LIMIT, **{names.LIMITER_NAME: LEVEL2_NAME})
+
+    before = run_limit()
+    release = asyncio.Event()
+    seen_during: list[float] = []
+
+    @tool(name=otel.unique("local.hold"))
+    async def hold() -> str:
+        """Wait until released."""
+        seen_during.append(run_limit())
+        await release.wait()
+        return "held"
+
+    planner = ReactPlanner(catalog=[hold], llm=ScriptedLLM([[(hold.name, {})], "ok"]))
+    task = asyncio.create_task(planner.run("q", planning_hints={"max_parallel": 3}))
+    await eventually(lambda: bool(seen_during))
+    release.set()
+    assert (await task).answer == "ok"
+    assert seen_during == [before + 3]
+    assert run_limit() == before

@@ -47,6 +47,12 @@ def register_limiter(limiter: LimiterState) -> None:
     _limiters.add(limiter)
 
 
+def unregister_limiter(limiter: LimiterState) -> None:
+    """Stop reporting ``limiter`` now, before it is garbage-collected: a Level 2 limiter of a finished run must
+    not keep adding its ``limit`` to the gauge shared by every run."""
+    _limiters.discard(limiter)
+
+
 def _observe(attr: str) -> Any:
     def callback(_options: CallbackOptions) -> Iterable[Observation]:
         # Several limiters may share a name (one Level 2 limiter per planner run): report their sum.
