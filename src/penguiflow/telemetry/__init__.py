@@ -4,10 +4,23 @@ Library code records through the OpenTelemetry API only; nothing here installs a
 application calls :func:`configure`.
 """
 
-from penguiflow.telemetry.instruments import get_meter, get_tracer, register_limiter
+from typing import TYPE_CHECKING
+
+from penguiflow.telemetry.instruments import get_meter, get_tracer, register_limiter, unregister_limiter
 from penguiflow.telemetry.logging import add_trace_ids
 
-__all__ = ["add_trace_ids", "configure", "get_meter", "get_tracer", "register_limiter"]
+if TYPE_CHECKING:  # type checkers see the real signatures; at run time the SDK loads only when asked for
+    from penguiflow.telemetry.setup import TelemetryHandle, configure
+
+__all__ = [
+    "TelemetryHandle",
+    "add_trace_ids",
+    "configure",
+    "get_meter",
+    "get_tracer",
+    "register_limiter",
+    "unregister_limiter",
+]
 
 
 def __getattr__(name: str) -> object:
