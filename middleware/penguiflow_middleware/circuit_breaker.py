@@ -31,9 +31,9 @@ from penguiflow.errors import (
     ToolValidationError,
 )
 from penguiflow.middleware import Call, CallNext
+from penguiflow.middleware.validation import check_count, check_name, check_positive
 from penguiflow_middleware import names
 from penguiflow_middleware._telemetry import instruments
-from penguiflow_middleware._validation import check_count, check_name, check_positive
 from penguiflow_middleware.errors import CircuitOpenError
 
 logger = logging.getLogger("penguiflow_middleware.circuit_breaker")

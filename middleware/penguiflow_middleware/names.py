@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from penguiflow.telemetry import names as core_names
+
 # --- attributes -----------------------------------------------------------------------------------------------
 # The same keys as the core's limiter metrics, so one dashboard variable selects core and plug-in limiters alike.
 LIMITER_NAME: Final = "penguiflow.limiter.name"
@@ -53,25 +55,7 @@ CircuitStateName = Literal["closed", "half_open", "open"]
 CIRCUIT_STATE_VALUES: Final[dict[str, int]] = {"closed": 0, "half_open": 1, "open": 2}
 
 # Seconds: the core's duration buckets, so limiter waits of both kinds share a heatmap scale.
-DURATION_BUCKETS: Final = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.02,
-    0.04,
-    0.08,
-    0.16,
-    0.32,
-    0.64,
-    1.28,
-    2.56,
-    5.12,
-    10.24,
-    20.48,
-    40.96,
-    81.92,
-)
+DURATION_BUCKETS: Final = core_names.DURATION_BUCKETS
 
 InstrumentKind = Literal["histogram", "counter", "gauge"]
 

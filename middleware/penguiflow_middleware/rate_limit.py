@@ -33,10 +33,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from penguiflow.middleware import Call, CallNext
+from penguiflow.middleware.validation import check_count, check_name, check_optional_positive, check_positive
 from penguiflow.telemetry import get_tracer
 from penguiflow_middleware import names
 from penguiflow_middleware._telemetry import instruments
-from penguiflow_middleware._validation import check_count, check_name, check_optional_positive, check_positive
 from penguiflow_middleware.errors import RateLimitExceededError
 
 KeyFunction = Callable[[Call], str]

@@ -60,16 +60,16 @@ from redis.exceptions import RedisError
 
 from penguiflow.errors import ConfigurationError
 from penguiflow.middleware import Call, CallNext, ConcurrencyLimit
-from penguiflow.telemetry import get_tracer, register_limiter
-from penguiflow_middleware import names
-from penguiflow_middleware._telemetry import instruments
-from penguiflow_middleware._validation import (
+from penguiflow.middleware.validation import (
     check_choice,
     check_count,
     check_name,
     check_optional_positive,
     check_positive,
 )
+from penguiflow.telemetry import get_tracer, register_limiter
+from penguiflow_middleware import names
+from penguiflow_middleware._telemetry import instruments
 from penguiflow_middleware.errors import LimiterUnavailableError, RateLimitExceededError
 from penguiflow_middleware.rate_limit import RateLimit
 

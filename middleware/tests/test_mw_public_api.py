@@ -7,7 +7,13 @@ import importlib.util
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "penguiflow_middleware"
-PUBLIC_MODULES = {"penguiflow", "penguiflow.middleware", "penguiflow.telemetry", "penguiflow.errors"}
+PUBLIC_MODULES = {
+    "penguiflow",
+    "penguiflow.middleware",
+    "penguiflow.middleware.validation",  # public argument checks for custom layers
+    "penguiflow.telemetry",
+    "penguiflow.errors",
+}
 
 
 def is_penguiflow(module: str) -> bool:
