@@ -34,10 +34,11 @@ from penguiflow.telemetry import instruments, names
 class RetryPolicy(BaseModel):
     """How a tool source's calls are retried. Field names are the user guide's."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No inf/NaN: an infinite back-off would sleep for ever. ``strict`` attempts: ``True`` is not 1.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     max_attempts: int = Field(
-        3, ge=1, le=100, description="Attempts in all, the first included; 1 = no retry."
+        3, ge=1, le=100, strict=True, description="Attempts in all, the first included; 1 = no retry."
     )
     wait_exponential_min_s: float = Field(0.1, ge=0, description="Back-off before the second attempt.")
     wait_exponential_max_s: float = Field(10.0, ge=0, description="Back-off never grows past this.")

@@ -40,8 +40,8 @@ class LLMResponseError(LLMError):
 
 
 class LLMOutputError(PlannerError):
-    """The LLM kept producing unusable replies (bad JSON arguments, unknown tools, empty replies) after being
-    told what was wrong ``attempts`` times."""
+    """The LLM kept producing unusable replies (bad JSON arguments, unknown tools, arguments the tool's schema
+    refuses, empty replies) after being told what was wrong ``attempts`` times."""
 
     def __init__(self, message: str, *, attempts: int) -> None:
         super().__init__(message)

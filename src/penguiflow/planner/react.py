@@ -17,7 +17,7 @@ from typing import Any
 
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
-from penguiflow.errors import ConfigurationError
+from penguiflow.errors import ConfigurationError, ToolValidationError
 from penguiflow.middleware import ConcurrencyLimit
 from penguiflow.middleware.call import new_call_id
 from penguiflow.middleware.stack import outcome_of
@@ -84,7 +84,9 @@ class ReactPlanner:
     ``absolute_max_parallel`` (Level 1, 1..1000) bounds the tool calls in flight over all concurrent runs;
     calls beyond it queue in FIFO order. ``max_hops`` is the default number of tool-call turns per run
     (``planning_hints["budget"]["max_hops"]`` overrides it). ``max_invalid_replies`` is how many unusable LLM
-    replies a run reports back to the LLM before it raises :class:`~penguiflow.planner.LLMOutputError`.
+    replies a run reports back to the LLM before it raises :class:`~penguiflow.planner.LLMOutputError`: a turn
+    counts as one when a tool call in it has arguments that are not a JSON object, names an unknown tool or has
+    arguments the tool's schema refuses (``ToolValidationError``), or when the reply is empty.
 
     >>> planner = ReactPlanner(catalog=[*github.get_tools(), summarize], llm="gpt-4", absolute_max_parallel=50)
     >>> result = await planner.run("Triage the open issues", planning_hints={"max_parallel": 5})
@@ -167,6 +169,9 @@ class ReactPlanner:
                     span.set_status(StatusCode.ERROR, type(exc).__qualname__)
                 raise
             finally:
+                for limit in state.limits:
+                    if limit is not self.limiter:  # this run's own Level 2 limiter ends with it
+                        instruments.unregister_limiter(limit)
                 duration = time.perf_counter() - start
                 if span is not None:
                     span.set_attribute(names.PLANNER_STOP_REASON, reason)
@@ -380,6 +385,13 @@ class ReactPlanner:
                 state.messages.append(
                     {"role": "tool", "tool_call_id": record.call_id, "content": self._observation(record)}
                 )
+        # Arguments the tool's schema refused are the LLM's mistake too: reported back (as the observation
+        # above) and bounded by the same strikes as bad JSON and unknown tools.
+        invalid += [
+            f"arguments {record.tool} refused ({record.error})"
+            for record in hop.calls
+            if record.error_type == ToolValidationError.__name__
+        ]
         if invalid:
             self._strike(state, invalid[-1])
         return budget_hit

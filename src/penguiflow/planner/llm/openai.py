@@ -7,6 +7,7 @@ request is made, not at construction: a planner can be built (and tested offline
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -149,8 +150,8 @@ def _decode_reply(data: dict[str, Any], names: dict[str, str]) -> LLMReply:
     calls = tuple(
         ToolCall(
             id=str(call.get("id") or f"call_{index}"),
-            name=decode_name(call["function"]["name"], names),
-            arguments=call["function"].get("arguments") or "{}",
+            name=decode_name(_text(call["function"]["name"], "a tool call's function name"), names),
+            arguments=_arguments(call["function"].get("arguments")),
         )
         for index, call in enumerate(message.get("tool_calls") or ())
     )
@@ -160,8 +161,41 @@ def _decode_reply(data: dict[str, Any], names: dict[str, str]) -> LLMReply:
             int(data["usage"].get("prompt_tokens") or 0), int(data["usage"].get("completion_tokens") or 0)
         )
     return LLMReply(
-        content=message.get("content"), tool_calls=calls, usage=usage, model=data.get("model"), raw=data
+        content=_content(message.get("content")),
+        tool_calls=calls,
+        usage=usage,
+        model=data.get("model") if isinstance(data.get("model"), str) else None,
+        raw=data,
     )
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} is a {type(value).__name__}, not a string")
+    return value
+
+
+def _arguments(value: Any) -> dict[str, Any] | str:
+    """A tool call's arguments as sent: JSON text (the wire format) or, from lenient servers, an object. Anything
+    else is passed on as text, so the planner reports it to the LLM as arguments that are not a JSON object."""
+    if value is None:
+        return "{}"
+    if isinstance(value, str | dict):
+        return value
+    return json.dumps(value)
+
+
+def _content(value: Any) -> str | None:
+    """The reply's text: a string, or the text parts of a list of content parts (newer servers)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(
+            part["text"]
+            for part in value
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+        )
+    raise TypeError(f"the message content is a {type(value).__name__}, not text")
 
 
 def _error_message(response: httpx.Response) -> str:

@@ -3,6 +3,7 @@ layers: it discovers tools and performs one call, raising the typed errors of :m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -15,6 +16,24 @@ def shorten(text: str, limit: int = MAX_DETAIL) -> str:
     two is no longer recognised."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def safe_cause(exc: BaseException, redact: Callable[[str], str]) -> BaseException | None:
+    """``exc``, to chain under a typed error, unless it (or anything chained under it) quotes a secret —
+    ``redact`` changes its text — in which case ``None``: a traceback would print the secret. Raise the typed
+    error *outside* the ``except`` block then, or Python chains ``exc`` as its ``__context__`` anyway."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending and len(seen) < 32:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for text in (str(current), repr(current)):
+            if redact(text) != text:
+                return None
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,10 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 from jsonschema import Draft202012Validator
@@ -139,6 +139,22 @@ class _Reader:
         if not isinstance(schemas, Mapping):
             raise OpenAPIError(f"{source}: 'components.schemas' is not an object")
         self.schemas = schemas
+        self._defs: dict[str, Any] | None = None
+
+    def used_defs(self, schema: Any, where: str) -> dict[str, Any]:
+        """The rewritten ``components.schemas`` that ``schema`` references, directly or through each other: the
+        ``$defs`` of an argument schema. Only those: a document with thousands of operations and schemas must
+        not copy (and check) every schema into every operation."""
+        if self._defs is None:
+            self._defs = {key: self.schema(value, where) for key, value in self.schemas.items()}
+        used: dict[str, Any] = {}
+        pending = list(_defs_referenced(schema))
+        while pending:
+            key = pending.pop()
+            if key not in used and key in self._defs:
+                used[key] = self._defs[key]
+                pending.extend(_defs_referenced(used[key]))
+        return used
 
     def error(self, where: str, message: str) -> OpenAPIError:
         return OpenAPIError(f"{self.source}: operation {where!r}: {message}")
@@ -162,7 +178,24 @@ class _Reader:
             return {}
         if not isinstance(value, Mapping):
             raise self.error(where, "a schema is not an object")
-        return dict(_rewrite_refs(value, lambda ref: self.error(where, f"unsupported $ref {ref!r}")))
+        return dict(_rewrite_refs(value, lambda ref: self.check_ref(ref, where)))
+
+    def check_ref(self, ref: Any, where: str) -> str:
+        """``ref`` rewritten to ``#/$defs/…``; one that is not ``#/components/schemas/…`` or points to nothing
+        is an error now, at connect, rather than an unresolvable reference on every call of the tool."""
+        if not isinstance(ref, str) or not ref.startswith(_SCHEMA_REF):
+            raise self.error(where, f"unsupported $ref {ref!r}")
+        rest = ref[len(_SCHEMA_REF) :]
+        target: Any = self.schemas
+        for part in rest.split("/"):
+            part = unquote(part).replace("~1", "/").replace("~0", "~")
+            if isinstance(target, Mapping) and part in target:
+                target = target[part]
+            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            else:
+                raise self.error(where, f"$ref {ref!r} points to nothing")
+        return "#/$defs/" + rest
 
     def operation(
         self, name: str, method: str, path: str, item: Mapping[str, Any], raw: Mapping[str, Any]
@@ -228,8 +261,9 @@ class _Reader:
             input_schema["required"] = list(dict.fromkeys(required))
         if closed:
             input_schema["additionalProperties"] = False
-        if _SCHEMA_REF in json.dumps(input_schema) or "#/$defs/" in json.dumps(input_schema):
-            input_schema["$defs"] = {key: self.schema(value, name) for key, value in self.schemas.items()}
+        used = self.used_defs(input_schema, name)
+        if used:
+            input_schema["$defs"] = used
         try:
             Draft202012Validator.check_schema(input_schema)
         except SchemaError as exc:
@@ -254,19 +288,27 @@ def _json_schema_of(content: Any) -> Any:
     return None
 
 
-def _rewrite_refs(value: Any, unsupported: Any) -> Any:
+def _defs_referenced(value: Any) -> Iterator[str]:
+    """The names ``X`` of the ``#/$defs/X…`` references in a rewritten schema."""
     if isinstance(value, Mapping):
-        rewritten = {}
         for key, item in value.items():
-            if key == "$ref":
-                if not isinstance(item, str) or not item.startswith(_SCHEMA_REF):
-                    raise unsupported(item)
-                rewritten[key] = "#/$defs/" + item[len(_SCHEMA_REF) :]
+            if key == "$ref" and isinstance(item, str) and item.startswith("#/$defs/"):
+                yield unquote(item[len("#/$defs/") :].split("/", 1)[0]).replace("~1", "/").replace("~0", "~")
             else:
-                rewritten[key] = _rewrite_refs(item, unsupported)
-        return rewritten
+                yield from _defs_referenced(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _defs_referenced(item)
+
+
+def _rewrite_refs(value: Any, rewrite: Callable[[Any], str]) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            key: rewrite(item) if key == "$ref" else _rewrite_refs(item, rewrite)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
-        return [_rewrite_refs(item, unsupported) for item in value]
+        return [_rewrite_refs(item, rewrite) for item in value]
     return value
 
 

@@ -17,7 +17,8 @@ and the next call opens a fresh session (a fresh subprocess for stdio).
 
 Trace context: fastmcp 4's client injects the current span's W3C ``traceparent`` into each request's ``_meta``
 itself (unless ``FASTMCP_TELEMETRY_MODE=off``), so with the ``execute_tool`` span current the server's spans join
-the caller's trace; nothing to add here.
+the caller's trace. fastmcp's own *client* spans are suppressed (:func:`_own_spans`): penguiflow's spans are the
+client side of every call, and fastmcp's would put a failed tool's raw error text in their status.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import shlex
 from typing import Any, Final
 
@@ -32,8 +34,9 @@ import anyio
 import httpx
 from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+from fastmcp.telemetry import suppress_fastmcp_telemetry
 from mcp.shared.exceptions import MCPError
-from mcp.types import CONNECTION_CLOSED, CallToolResult, TextContent
+from mcp.types import CONNECTION_CLOSED, CallToolResult, TextContent, Tool
 
 from penguiflow.errors import (
     ConfigurationError,
@@ -43,7 +46,7 @@ from penguiflow.errors import (
     ToolNotFoundError,
 )
 from penguiflow.tools.config import ExternalToolConfig
-from penguiflow.tools.transports.base import ToolSpec, shorten
+from penguiflow.tools.transports.base import ToolSpec, safe_cause, shorten
 
 __all__ = ["CONNECT_TIMEOUT_S", "McpTransport", "split_command"]
 
@@ -54,6 +57,11 @@ CONNECT_TIMEOUT_S: Final = 60.0  # at least this long to start a server and comp
 _WRAP_KEY: Final = "x-fastmcp-wrap-result"  # fastmcp wraps a non-object result as {"result": value}
 _METHOD_NOT_FOUND: Final = -32601
 _INVALID_PARAMS: Final = -32602
+# What the MCP client raises (as RuntimeError) for a result that does not match the tool's output schema.
+_INVALID_RESULT: Final = re.compile(
+    r"(Invalid structured content returned by tool|Tool .* has an output schema but did not return"
+    r"|Invalid schema for tool)"
+)
 
 # What a broken session surfaces as, depending on where the failure is noticed first.
 _BROKEN: Final = (
@@ -65,6 +73,13 @@ _BROKEN: Final = (
     anyio.EndOfStream,
     httpx.TransportError,
 )
+
+
+def _own_spans() -> contextlib.AbstractContextManager[None]:
+    """No fastmcp client spans inside ours: ``execute_tool`` and its attempts are the MCP call's spans, and
+    fastmcp's would copy a failed tool's raw text — secrets a server echoed included — into their status.
+    The W3C trace context still goes to the server, so its spans join our trace."""
+    return suppress_fastmcp_telemetry()
 
 
 def split_command(connection: str) -> list[str]:
@@ -163,15 +178,19 @@ class McpTransport:
     async def _open(self) -> Client[Any]:
         client = self._new_client()
         try:
-            await client.__aenter__()  # type: ignore[no-untyped-call]  # fastmcp leaves it unannotated
+            with _own_spans():
+                await client.__aenter__()  # type: ignore[no-untyped-call]  # fastmcp leaves it unannotated
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await client.close()  # type: ignore[no-untyped-call]
-            if isinstance(exc, Exception):
-                raise self._connection_error(exc, "could not connect") from exc
-            raise
-        self._client = client
-        return client
+            if not isinstance(exc, Exception):
+                raise
+            error = self._connection_error(exc, "could not connect")
+            cause = self._cause(error, exc)
+        else:
+            self._client = client
+            return client
+        raise error from cause  # outside the except block: see safe_cause
 
     async def _discard(self, client: Client[Any]) -> None:
         """Forget a broken session (once, whichever failing call gets here first) and release it."""
@@ -185,9 +204,15 @@ class McpTransport:
     async def connect(self) -> list[ToolSpec]:
         client = await self._session()
         try:
-            tools = await client.list_tools()
+            with _own_spans():
+                tools = await client.list_tools()
+            return self._specs(tools)
         except Exception as exc:
-            raise await self._failure(client, exc, tool=None) from exc
+            error = await self._failure(client, exc, tool=None)
+            cause = self._cause(error, exc)
+        raise error from cause  # outside the except block: see safe_cause
+
+    def _specs(self, tools: list[Tool]) -> list[ToolSpec]:
         self._wrapped = {tool.name for tool in tools if (tool.output_schema or {}).get(_WRAP_KEY)}
         return [
             ToolSpec(
@@ -212,10 +237,20 @@ class McpTransport:
     async def call(self, tool: str, arguments: dict[str, Any]) -> Any:
         client = await self._session()
         try:
-            result = await client.call_tool_mcp(tool, arguments)
+            with _own_spans():
+                result = await client.call_tool_mcp(tool, arguments)
         except Exception as exc:
-            raise await self._failure(client, exc, tool=tool) from exc
-        return self._result(tool, result)
+            error = await self._failure(client, exc, tool=tool)
+            cause = self._cause(error, exc)
+        else:
+            return self._result(tool, result)
+        raise error from cause  # outside the except block: see safe_cause
+
+    def _cause(self, error: ToolError, exc: BaseException) -> BaseException | None:
+        """What to chain ``error`` (made from ``exc``) to: ``exc``, unless it quotes a secret."""
+        if error is exc:
+            return exc.__cause__
+        return safe_cause(exc, lambda text: self.config.redact(text, also=self._secrets))
 
     def _result(self, tool: str, result: CallToolResult) -> Any:
         texts = [block.text for block in result.content if isinstance(block, TextContent)]
@@ -246,6 +281,10 @@ class McpTransport:
             if exc.code in (_METHOD_NOT_FOUND, _INVALID_PARAMS) and "unknown tool" in reason.lower():
                 return ToolNotFoundError(f"{name}: not found on the MCP server: {reason}", tool=name)
             return ToolExecutionError(f"{name}: MCP error {exc.code}: {reason}", tool=name)
+        if isinstance(exc, RuntimeError) and _INVALID_RESULT.match(str(exc)):
+            # The client checked the result against the tool's output schema and it did not match: the tool's
+            # failure, not the session's (reconnecting or retrying would get the same garbage).
+            return ToolExecutionError(f"{name}: invalid result: {self._redact(str(exc))}", tool=name)
         if isinstance(exc, (MCPError, RuntimeError, *_BROKEN)):
             await self._discard(client)
             return self._connection_error(exc, "connection lost", tool=name)

@@ -26,7 +26,7 @@ from penguiflow.errors import (
 )
 from penguiflow.middleware.retry import parse_retry_after
 from penguiflow.tools.config import ExternalToolConfig
-from penguiflow.tools.transports.base import ToolSpec, shorten
+from penguiflow.tools.transports.base import ToolSpec, safe_cause, shorten
 
 if TYPE_CHECKING:
     from utcp.utcp_client import UtcpClient
@@ -95,22 +95,9 @@ class UtcpTransport:
             from utcp.utcp_client import UtcpClient
         except ImportError as exc:  # the optional extra is missing
             raise ConfigurationError("transport", f"the utcp transport needs {_INSTALL}: {exc}") from exc
-        try:
-            template = CallTemplateSerializer().validate_dict(self._template())
-        except Exception as exc:
-            raise ConfigurationError(
-                "connection",
-                f"not a usable UTCP HTTP manual URL ({type(exc).__name__}); is utcp-http installed?",
-            ) from exc
+        template = self._validated_template(CallTemplateSerializer())
         client = await UtcpClient.create(config={})
-        try:
-            result = await client.register_manual(template)
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                await client.close()
-            raise ToolConnectionError(
-                f"{self.config.name}: could not register the UTCP manual: {self._redact(str(exc))}"
-            ) from exc
+        result = await self._register(client, template)
         if not result.success:
             with contextlib.suppress(Exception):
                 await client.close()
@@ -122,6 +109,32 @@ class UtcpTransport:
         self._manual = result.manual_call_template.name
         await self._authenticate_tools(client)
         return client
+
+    def _validated_template(self, serializer: Any) -> Any:
+        try:
+            return serializer.validate_dict(self._template())
+        except Exception as exc:
+            error = ConfigurationError(
+                "connection",
+                f"not a usable UTCP HTTP manual URL ({type(exc).__name__}); is utcp-http installed?",
+            )
+            cause = self._cause(exc)  # a validation error quotes the template, auth headers included
+        raise error from cause  # outside the except block: see safe_cause
+
+    async def _register(self, client: UtcpClient, template: Any) -> Any:
+        try:
+            return await client.register_manual(template)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await client.close()
+            error = ToolConnectionError(
+                f"{self.config.name}: could not register the UTCP manual: {self._redact(str(exc))}"
+            )
+            cause = self._cause(exc)
+        raise error from cause  # outside the except block: see safe_cause
+
+    def _cause(self, exc: BaseException) -> BaseException | None:
+        return safe_cause(exc, lambda text: self.config.redact(text, also=self._secrets))
 
     async def _authenticate_tools(self, client: UtcpClient) -> None:
         """Send the config's auth headers with every tool call. UTCP's OpenAPI conversion applies ``auth_tools``
@@ -156,7 +169,9 @@ class UtcpTransport:
         try:
             return await client.call_tool(f"{self._manual}.{tool}", arguments)
         except Exception as exc:
-            raise self._error(f"{self.config.name}.{tool}", exc) from exc
+            error = self._error(f"{self.config.name}.{tool}", exc)
+            cause = exc.__cause__ if error is exc else self._cause(exc)
+        raise error from cause  # outside the except block: see safe_cause
 
     def _redact(self, text: str) -> str:
         """``text`` with every configured secret masked, then shortened to one line."""
