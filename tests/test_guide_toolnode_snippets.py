@@ -18,7 +18,7 @@ import pytest
 from penguiflow import ModelRegistry
 from penguiflow.middleware import ConcurrencyLimit, Retry, Timeout
 from penguiflow.middleware.events import FlowEventLogger
-from penguiflow.tools import NotConnectedError, RetryPolicy
+from penguiflow.tools import NotConnectedError, PendingTools, RetryPolicy
 
 TRANSPORT_MODULES = (
     "penguiflow.tools.transports.mcp",
@@ -149,7 +149,7 @@ def test_sequential_only_snippet(registry: ModelRegistry) -> None:
     assert_default_stack(legacy_api, name="legacy", limit=1, timeout_s=120.0, policy=RetryPolicy())
 
 
-def test_mixed_workload_snippet(registry: ModelRegistry) -> None:
+async def test_mixed_workload_snippet(registry: ModelRegistry) -> None:
     from penguiflow.tools import ExternalToolConfig, ToolNode, TransportType
 
     # Fast, reliable internal API
@@ -190,12 +190,13 @@ def test_mixed_workload_snippet(registry: ModelRegistry) -> None:
     assert_default_stack(openai_tools, name="openai", limit=5, timeout_s=30.0, policy=RetryPolicy())
     # Each node has its own limiter: the limits are independent of each other.
     assert len({id(node.limiter) for node in (internal, github, openai_tools)}) == 3
-    # The guide's planner line lists get_tools() of each node; tools are known only once a node has connected
-    # (`await node.connect()` or `async with node:`), and before that get_tools() says so instead of
-    # silently handing the planner an empty catalog.
+    # The guide's planner line lists get_tools() of each node before any connect: each gives one placeholder
+    # for its whole source (never a silently empty list), which the planner resolves at its first run.
     for node in (internal, github, openai_tools):
+        (pending,) = node.get_tools()
+        assert isinstance(pending, PendingTools) and pending.node is node
         with pytest.raises(NotConnectedError, match=r"await node\.connect\(\)"):
-            node.get_tools()
+            await pending.invoke({})
 
 
 def test_retry_configuration_snippet() -> None:

@@ -526,3 +526,35 @@ async def test_a_runs_level2_limiter_leaves_the_gauges_when_the_run_ends() -> No
     assert (await task).answer == "ok"
     assert seen_during == [before + 3]
     assert run_limit() == before
+
+
+async def test_a_source_listed_before_connecting_is_connected_by_the_first_run() -> None:
+    """``ReactPlanner(catalog=[*node.get_tools()])`` right after building the node, as the guide writes it: an
+    unreachable source fails the run with its typed error, and the next run tries it again."""
+    import socket
+
+    from penguiflow.demo.backends import HttpApiServer
+    from penguiflow.errors import ToolConnectionError
+    from penguiflow.tools import ExternalToolConfig, PendingTools, ToolNode, TransportType
+
+    with socket.socket() as probe:  # a port nobody listens on, then a server on that very port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    node = ToolNode(
+        config=ExternalToolConfig(
+            name=otel.unique("late").replace(".", "_"),
+            transport=TransportType.HTTP,
+            connection=f"http://127.0.0.1:{port}",
+            timeout_s=2,
+        )
+    )
+    llm = ScriptedLLM([[(f"{node.name}.echo", {"message": "hi"})], "done"])
+    planner = ReactPlanner(catalog=node.get_tools(), llm=llm)
+    assert [type(entry) for entry in planner.catalog.values()] == [PendingTools]
+    with pytest.raises(ToolConnectionError):
+        await planner.run("first")
+    async with HttpApiServer(port=port):
+        result = await planner.run("second")
+        await node.close()
+    assert result.answer == "done" and result.trajectory[0].calls[0].outcome == "success"
+    assert f"{node.name}.echo" in planner.catalog and f"{node.name}.*" not in planner.catalog

@@ -210,7 +210,7 @@ async def test_mixed_workload_snippet(api: HttpApiServer, monkeypatch: pytest.Mo
         registry=registry,
     )
     nodes = (internal, github, openai_tools)
-    await asyncio.gather(*(node.connect() for node in nodes))
+    # As the guide writes it: no connect() before building the planner; its first run connects the nodes.
     try:
 
         def build() -> Any:
@@ -238,6 +238,9 @@ async def test_mixed_workload_snippet(api: HttpApiServer, monkeypatch: pytest.Mo
             llm=llm,
             absolute_max_parallel=50,
         )
+        assert not any(node.connected for node in nodes)
         assert_ran(await planner.run("Process all customer data"), 3)
+        assert all(node.connected for node in nodes)
+        assert {"internal.slow", "github.create_issue", "openai.echo"} <= set(planner.catalog)
     finally:
         await asyncio.gather(*(node.close() for node in nodes))

@@ -28,6 +28,7 @@ from penguiflow.tools import (
     AuthType,
     ExternalToolConfig,
     NotConnectedError,
+    PendingTools,
     RetryPolicy,
     ToolNode,
     TransportType,
@@ -84,8 +85,11 @@ def http_node(api: HttpApiServer, prefix: str = "api", **overrides: Any) -> Tool
 async def test_discovers_one_tool_per_operation_with_argument_schemas(api: HttpApiServer) -> None:
     registry = ModelRegistry()
     node = http_node(api, registry=registry)
+    # Before connecting, one placeholder stands for the whole source (a planner resolves it at its first run).
+    (pending,) = node.get_tools()
+    assert isinstance(pending, PendingTools) and pending.name == f"{node.name}.*"
     with pytest.raises(NotConnectedError, match=r"await node\.connect\(\)"):
-        node.get_tools()
+        await pending.invoke({})
     async with node:
         tools = {entry.name: entry for entry in node.get_tools()}
     n = node.name

@@ -29,6 +29,7 @@ from penguiflow.planner.llm.openai import OpenAIChatClient
 from penguiflow.planner.result import Hop, PlannerResult, StopReason, ToolCallRecord
 from penguiflow.telemetry import instruments, names
 from penguiflow.tools.catalog import ToolEntry
+from penguiflow.tools.node import PendingTools
 
 __all__ = ["ReactPlanner"]
 
@@ -106,6 +107,8 @@ class ReactPlanner:
         max_observation_chars: int = 8000,
     ) -> None:
         self.catalog: dict[str, ToolEntry] = _check_catalog(catalog)
+        # Sources listed before they connected (ToolNode.get_tools() before connect()): resolved at first run.
+        self._connect_lock = asyncio.Lock()
         self.llm: LLMClient = _check_llm(llm)
         check_count(absolute_max_parallel, "absolute_max_parallel", minimum=1)
         if absolute_max_parallel > MAX_ABSOLUTE_PARALLEL:
@@ -131,6 +134,25 @@ class ReactPlanner:
     def model(self) -> str:
         return str(getattr(self.llm, "model", type(self.llm).__name__))
 
+    async def connect(self) -> None:
+        """Connect every tool source listed before it had connected and put its tools in the catalog.
+
+        ``run()`` does this first; call it yourself to pay the connection cost up front. A source that cannot
+        be reached raises its typed error (:class:`~penguiflow.errors.ToolConnectionError`, …) and is tried
+        again at the next run."""
+        if not any(isinstance(entry, PendingTools) for entry in self.catalog.values()):
+            return
+        async with self._connect_lock:
+            entries = list(self.catalog.values())
+            pending = [entry for entry in entries if isinstance(entry, PendingTools)]
+            if not pending:
+                return
+            resolved = await asyncio.gather(*(entry.resolve() for entry in pending))
+            tools = dict(zip((id(entry) for entry in pending), resolved, strict=True))
+            self.catalog = _check_catalog(
+                [tool for entry in entries for tool in tools.get(id(entry), [entry])]
+            )
+
     async def aclose(self) -> None:
         """Close the LLM client's connections, if it has any."""
         close = getattr(self.llm, "aclose", None)
@@ -148,6 +170,7 @@ class ReactPlanner:
         if not isinstance(query, str) or not query.strip():
             raise ConfigurationError("query", "must be a non-empty string")
         hints = parse_hints(planning_hints)
+        await self.connect()
         telemetry = instruments.current()
         start = time.perf_counter()
         state = self._new_run(query, hints)

@@ -8,7 +8,7 @@ from penguiflow.registry import ModelRegistry
 from penguiflow.tools.catalog import ToolEntry
 from penguiflow.tools.config import AuthType, ExternalToolConfig, TransportType
 from penguiflow.tools.native import NativeTool, tool
-from penguiflow.tools.node import NotConnectedError, ToolNode
+from penguiflow.tools.node import NotConnectedError, PendingTools, ToolNode
 from penguiflow.tools.transports.base import ToolSpec, Transport
 from penguiflow.tools.validation import ValidateArguments
 
@@ -18,6 +18,7 @@ __all__ = [
     "ModelRegistry",
     "NativeTool",
     "NotConnectedError",
+    "PendingTools",
     "RetryPolicy",
     "ToolEntry",
     "ToolNode",

@@ -36,7 +36,7 @@ from penguiflow.tools.validation import with_validation
 if TYPE_CHECKING:
     from penguiflow.tools.transports.base import Transport
 
-__all__ = ["NotConnectedError", "ToolNode"]
+__all__ = ["NotConnectedError", "PendingTools", "ToolNode"]
 
 # Transports by module and class name, imported only when a node connects: constructing a node for a transport
 # whose optional dependencies are missing must work (the guide builds nodes before anything runs).
@@ -64,6 +64,34 @@ def load_transport(config: ExternalToolConfig) -> Transport:
         ) from exc
     transport: Transport = getattr(module, class_name)(config)
     return transport
+
+
+class PendingTools(ToolEntry):
+    """The tools of a node that has not connected yet, as one catalog entry named ``{node}.*``.
+
+    :meth:`resolve` connects the node and returns its real entries; the planner calls it before its first run.
+    Invoking it directly raises :class:`NotConnectedError`.
+    """
+
+    def __init__(self, node: ToolNode) -> None:
+        super().__init__(
+            f"{node.name}.*",
+            f"the tools of {node.name}, discovered when it connects",
+            {"type": "object"},
+            node.name,
+            node.stack,
+        )
+        self.node = node
+
+    async def resolve(self) -> list[ToolEntry]:
+        """Connect the node (once, whoever asks) and return its tools."""
+        return await self.node.connect()
+
+    async def invoke(self, arguments: Mapping[str, Any], **_: Any) -> Any:
+        raise NotConnectedError(
+            f"{self.node.name}: tools not discovered yet; await node.connect() (or use 'async with node:'), "
+            "or give the entries to a ReactPlanner, which connects the node at its first run"
+        )
 
 
 class ToolNode:
@@ -208,14 +236,14 @@ class ToolNode:
     def get_tools(self) -> list[ToolEntry]:
         """The discovered tools as catalog entries named ``{name}.{tool}``.
 
-        Raises :class:`NotConnectedError` before the first ``connect()``: the tools of a source are only known
-        once it has been asked, and an empty list would silently give a planner no tools.
+        Before the first ``connect()`` the tools are not known yet: the list then holds one
+        :class:`PendingTools` entry standing for the whole source, which a planner replaces by the real tools,
+        connecting the node, at its first run — so ``ReactPlanner(catalog=[*node.get_tools()])`` works right
+        after construction, as the user guide writes it. Never an empty list, which would silently give a
+        planner no tools.
         """
         if self._transport is None and not self._entries:
-            raise NotConnectedError(
-                f"{self.name}: tools not discovered yet; await node.connect() (or use 'async with node:') "
-                "before get_tools()"
-            )
+            return [PendingTools(self)]
         return list(self._entries.values())
 
     def get_tool(self, name: str) -> ToolEntry:
