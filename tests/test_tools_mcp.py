@@ -425,3 +425,17 @@ def test_connection_of_another_type_is_refused() -> None:
     config = ExternalToolConfig(name="odd", transport=TransportType.MCP, connection=42)
     with pytest.raises(ConfigurationError, match="connection: an MCP connection is a command line"):
         McpTransport(config)
+
+
+async def test_a_stdio_server_starts_when_sys_stderr_is_not_a_real_file() -> None:
+    """Jupyter, capsys and log redirections replace ``sys.stderr`` with an object without a file descriptor;
+    the subprocess's stderr then goes to the process's original one instead of failing the connect."""
+    import io
+
+    original = sys.stderr
+    sys.stderr = io.StringIO()
+    try:
+        async with ToolNode(stdio_config(node_name("nofileno"), max_concurrency=1)) as node:
+            assert (await node.call(f"{node.name}.get_user", {"username": "x"}))["login"] == "x"
+    finally:
+        sys.stderr = original

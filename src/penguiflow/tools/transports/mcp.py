@@ -26,9 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import shlex
-from typing import Any, Final
+import sys
+from pathlib import Path
+from typing import Any, Final, TextIO
 
 import anyio
 import httpx
@@ -145,7 +148,9 @@ class McpTransport:
             )
         command, *args = split_command(connection)
         # keep_alive=False: closing the client ends the subprocess; a dead one is replaced, never reused.
-        stdio = StdioTransport(command, args, env=self.config.resolved_env(), keep_alive=False)
+        stdio = StdioTransport(
+            command, args, env=self.config.resolved_env(), keep_alive=False, log_file=server_stderr()
+        )
         return Client(stdio, init_timeout=timeout)
 
     @property
@@ -305,3 +310,19 @@ class McpTransport:
             + (f": {reason}" if reason else ""),
             tool=tool,
         )
+
+
+def server_stderr() -> TextIO | Path:
+    """Where a stdio server's stderr goes: ours if it is a real file, else the process's original stderr.
+
+    The subprocess needs a file descriptor, and ``sys.stderr`` is often not one (Jupyter, pytest's ``capsys``,
+    log redirections): fastmcp's default would then fail every connect with ``fileno``."""
+    for stream in (sys.stderr, sys.__stderr__):
+        if stream is None:
+            continue
+        try:
+            stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        return stream
+    return Path(os.devnull)
