@@ -376,3 +376,51 @@ async def test_shell_metacharacters_in_a_connection_are_never_interpreted(tmp_pa
     assert not marker.exists(), f"{connection!r} ran a shell"
     if isinstance(info.value, ConfigurationError):
         assert info.value.field == "connection"
+
+
+DEMO_WITH_DEBUG_LOGS = (
+    "import logging, sys\n"
+    "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)  # every library's log lines\n"
+    "from penguiflow.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+@pytest.mark.timeout(120)
+def test_a_full_demo_run_never_prints_logs_or_exports_its_token() -> None:
+    """``penguiflow demo`` with a planted token: the local API demands it as a bearer token (401 otherwise)
+    and quotes it back in its 503 bodies, the MCP server gets it in its env. Nothing the run prints or logs
+    (root logger at DEBUG), nor any OTLP request body it or its MCP server exports, may hold it."""
+    import os
+    import subprocess
+
+    from tests.support.otlp_receiver import OtlpReceiver
+
+    planted = f"sk-SECRET-{secrets.token_hex(12)}"
+    root = Path(__file__).resolve().parents[2]
+    with OtlpReceiver() as receiver:
+        env = {
+            **os.environ,
+            "PENGUIFLOW_DEMO_TOKEN": planted,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "PYTHONUNBUFFERED": "1",
+        }
+        argv = ["demo", "--duration", "2", "--console", "--service-name", "secrets-demo"]
+        result = subprocess.run(
+            [sys.executable, "-c", DEMO_WITH_DEBUG_LOGS, *argv],
+            cwd=root, env=env, capture_output=True, text=True, timeout=100,
+        )  # fmt: skip
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-4000:]
+        receiver.wait_for_spans(
+            lambda spans: any(s.service_name != "secrets-demo" for s in spans), timeout=15
+        )
+        bodies = list(receiver.bodies)
+    # The token was really in play: the API let the HTTP sources in (it answers 401 without it) and the
+    # flaky endpoint's 503s, which quote it, were retried.
+    assert "HTTP/1.1 200 OK" in output and "HTTP/1.1 503" in output  # httpx's own INFO log lines
+    assert "HTTP/1.1 401" not in output
+    assert len(output.splitlines()) > 100 and len(bodies) > 5  # the DEBUG logs, --console spans, OTLP
+    assert planted not in output
+    for variant in (planted, quote(planted), json.dumps(planted)[1:-1]):
+        assert all(variant.encode() not in body for body in bodies)

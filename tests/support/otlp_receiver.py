@@ -93,6 +93,7 @@ class OtlpReceiver:
         self._spans: list[ReceivedSpan] = []
         self._metrics: list[ReceivedMetric] = []
         self.requests: list[tuple[str, str | None]] = []  # (path, content-encoding) of every POST
+        self.bodies: list[bytes] = []  # every decoded request body, as received
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
@@ -214,6 +215,8 @@ class OtlpReceiver:
                         body = gzip.decompress(body)
                     elif encoding == "deflate":
                         body = zlib.decompress(body)
+                    with receiver._lock:
+                        receiver.bodies.append(body)  # decompressed protobuf, for byte-level searches
                     if self.path == "/v1/traces":
                         receiver._add_traces(body)
                         reply = ExportTraceServiceResponse().SerializeToString()

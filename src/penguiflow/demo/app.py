@@ -27,7 +27,7 @@ from penguiflow.demo.view import View
 from penguiflow.middleware import RetryPolicy
 from penguiflow.registry import ModelRegistry
 from penguiflow.telemetry.setup import TelemetryHandle, configure
-from penguiflow.tools import ExternalToolConfig, ToolEntry, ToolNode, TransportType, tool
+from penguiflow.tools import AuthType, ExternalToolConfig, ToolEntry, ToolNode, TransportType, tool
 
 
 @dataclass
@@ -77,9 +77,28 @@ def setup_telemetry(options: DemoOptions, reader: InMemoryMetricReader) -> Telem
 
 
 # --- tool sources --------------------------------------------------------------------------------------------
+DEMO_TOKEN_VARIABLE = "PENGUIFLOW_DEMO_TOKEN"
+DEMO_TOKEN = "sk_test_penguiflow_demo"  # used when the variable is unset; a real key never lives in code
+
+
+def demo_token() -> str:
+    return os.environ.get(DEMO_TOKEN_VARIABLE) or DEMO_TOKEN
+
+
+def demo_auth() -> dict[str, Any]:
+    """Bearer auth as a user configures it: ``${VAR}``, expanded at connect time, never logged or exported.
+    The local API insists on it (401 otherwise), so the secret is really in play during the demo."""
+    token = f"${{{DEMO_TOKEN_VARIABLE}}}" if os.environ.get(DEMO_TOKEN_VARIABLE) else DEMO_TOKEN
+    return {"auth_type": AuthType.BEARER, "auth_config": {"token": token}}
+
+
 def mcp_env(options: DemoOptions) -> dict[str, str]:
     """The stdio MCP server's environment: its own SDK exports to the same OTLP endpoint, so its spans join."""
-    env = {"PYTHONUNBUFFERED": "1", "PENGUIFLOW_MCP_DELAY_S": str(workload.GITHUB_DELAY_S)}
+    env = {
+        "PYTHONUNBUFFERED": "1",
+        "PENGUIFLOW_MCP_DELAY_S": str(workload.GITHUB_DELAY_S),
+        "GITHUB_TOKEN": demo_token(),  # as the guide's GitHub server gets its token: in env, never logged
+    }
     endpoint = otlp_endpoint(options)
     if endpoint is not None:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
@@ -102,6 +121,7 @@ def github_config(options: DemoOptions) -> ExternalToolConfig:
 
 def stripe_config(api_url: str) -> ExternalToolConfig:
     return ExternalToolConfig(
+        **demo_auth(),
         name="stripe",
         transport=TransportType.HTTP,
         connection=api_url,
@@ -121,6 +141,7 @@ def stripe_config(api_url: str) -> ExternalToolConfig:
 
 def reports_config(api_url: str) -> ExternalToolConfig:
     return ExternalToolConfig(
+        **demo_auth(),
         name="reports",
         transport=TransportType.HTTP,
         connection=api_url,
@@ -133,6 +154,7 @@ def reports_config(api_url: str) -> ExternalToolConfig:
 
 def exports_config(api_url: str) -> ExternalToolConfig:
     return ExternalToolConfig(
+        **demo_auth(),
         name="exports",
         transport=TransportType.HTTP,
         connection=api_url,
@@ -164,7 +186,12 @@ NATIVE_TOOLS: tuple[ToolEntry, ...] = (summarize, classify)
 async def tool_sources(options: DemoOptions) -> AsyncIterator[tuple[list[ToolEntry], list[ToolNode]]]:
     """Start the backends and connect the three tool sources; stop everything on the way out."""
     registry = ModelRegistry()
-    api = HttpApiServer(rate_limit_threshold=workload.STRIPE_RATE_LIMIT, retry_after_s=1, flaky_failures=1)
+    api = HttpApiServer(
+        rate_limit_threshold=workload.STRIPE_RATE_LIMIT,
+        retry_after_s=1,
+        flaky_failures=1,
+        bearer_token=demo_token(),
+    )
     async with api:
         nodes = [
             ToolNode(github_config(options), registry),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import random
 import socket
 import struct
@@ -302,7 +303,9 @@ class HttpApiServer:
     ``rate_limit_threshold``: more than this many ``rate_limited`` requests at once are answered 429 with
     ``Retry-After: retry_after_s``. ``flaky_failures``: default number of 503s per key of ``flaky``.
     ``chaos``: publish the ``chaos`` operation, misbehaving as configured (:class:`ChaosConfig`); the
-    faults it injected are counted in ``stats.faults()``.
+    faults it injected are counted in ``stats.faults()``. ``bearer_token``: every operation then answers 401
+    without ``Authorization: Bearer <token>``, and, like careless real servers, ``flaky``'s 503 quotes the
+    Authorization header back — what a client must never pass on into its errors, logs or spans.
     """
 
     def __init__(
@@ -314,8 +317,10 @@ class HttpApiServer:
         retry_after_s: int = 1,
         flaky_failures: int = 2,
         chaos: ChaosConfig | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         self.host = host
+        self.bearer_token = bearer_token
         self.port = port
         self.rate_limit_threshold = rate_limit_threshold
         self.retry_after_s = retry_after_s
@@ -406,6 +411,10 @@ class HttpApiServer:
         async def run(request: Request) -> Response:
             self.stats.enter(operation, {k.lower(): v for k, v in request.headers.items()})
             try:
+                if self.bearer_token is not None and not hmac.compare_digest(
+                    request.headers.get("authorization", ""), f"Bearer {self.bearer_token}"
+                ):
+                    return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401)
                 return await endpoint(request)
             finally:
                 self.stats.leave(operation)
@@ -487,7 +496,10 @@ class HttpApiServer:
             key = request.query_params.get("key", "")
             attempt = self.stats.attempt("flaky", key)
             if attempt <= _int(request, "failures", self.flaky_failures):
-                return JSONResponse({"detail": "temporarily unavailable"}, status_code=503)
+                detail = "temporarily unavailable"
+                if self.bearer_token is not None:
+                    detail += f" (request had Authorization: {request.headers.get('authorization')})"
+                return JSONResponse({"detail": detail}, status_code=503)
             return JSONResponse({"key": key, "attempt": attempt})
 
         async def rate_limited(request: Request) -> Response:
