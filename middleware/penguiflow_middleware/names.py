@@ -8,7 +8,6 @@ with a ``penguiflow.reject.reason``. ``METRICS`` is the table documented in ``mi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final, Literal
 
 from penguiflow.telemetry import names as core_names
@@ -57,18 +56,8 @@ CIRCUIT_STATE_VALUES: Final[dict[str, int]] = {"closed": 0, "half_open": 1, "ope
 # Seconds: the core's duration buckets, so limiter waits of both kinds share a heatmap scale.
 DURATION_BUCKETS: Final = core_names.DURATION_BUCKETS
 
-InstrumentKind = Literal["histogram", "counter", "gauge"]
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """One row of the metric table."""
-
-    name: str
-    kind: InstrumentKind
-    unit: str
-    description: str
-    attributes: tuple[str, ...]
+# The core's row type: a plug-in's metric table reads like the core's (and gains ``prometheus_name``).
+MetricSpec = core_names.MetricSpec
 
 
 METRICS: Final[tuple[MetricSpec, ...]] = (
