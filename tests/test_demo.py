@@ -113,3 +113,49 @@ def test_demo_shows_the_three_levels_retries_and_timeouts(demo_run: tuple[str, f
     assert re.search(r"retry\s+stripe\.\w+ attempt \d+ failed \(status_\d+\), back-off \d", output), output[
         -3000:
     ]
+
+
+def test_demo_plans_with_a_real_chat_completions_model_when_given_llm() -> None:
+    """``--llm MODEL``: the same workload planned by an OpenAI-compatible model, here a local server speaking
+    the Chat Completions wire format (``OPENAI_BASE_URL``), which fans out over the native tools it is offered."""
+    from tests.reliability.servers import ChatCompletions, chat_reply, function_call
+
+    def plan(request: dict[str, object]) -> dict[str, object]:
+        messages = request["messages"]
+        assert isinstance(messages, list)
+        if messages[-1]["role"] == "tool":
+            return chat_reply("All done.")
+        offered = [tool["function"]["name"] for tool in request["tools"]]  # type: ignore[attr-defined]
+        summarize = next(name for name in offered if name.startswith("local_summarize"))
+        classify = next(name for name in offered if name.startswith("local_classify"))
+        return chat_reply(
+            tool_calls=[
+                function_call(summarize, '{"text": "the quick brown fox"}', "call_1"),
+                function_call(classify, '{"text": "card declined"}', "call_2"),
+                function_call(classify, '{"text": "crash on start"}', "call_3"),
+            ]
+        )
+
+    with ChatCompletions(plan) as model:
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "OPENAI_API_KEY": "sk-local",
+            "OPENAI_BASE_URL": model.url,
+        }
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "penguiflow", "demo", "--duration", "1", "--llm", "test-model"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        bodies, headers = list(model.bodies), list(model.headers)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert bodies and all(body["model"] == "test-model" and body["tools"] for body in bodies)
+    assert all(h.get("authorization") == "Bearer sk-local" for h in headers)
+    # every run made one fan-out turn and one answering turn; the native calls show in the summary
+    fan_outs = sum(1 for body in bodies if body["messages"][-1]["role"] != "tool")
+    assert fan_outs >= 1 and len(bodies) == 2 * fan_outs
+    native = re.search(r"native\s+no limit\s+(\d+)/0", output)
+    assert native is not None and int(native.group(1)) == 3 * fan_outs, output[-3000:]
+    assert "failed runs: 0" in output
