@@ -17,6 +17,7 @@ import httpx
 
 from penguiflow import log_flow_events
 from penguiflow.demo.backends import HttpApiServer
+from penguiflow.planner import ReactPlanner, ScriptedLLM
 from penguiflow.telemetry import configure
 from penguiflow.tools import ExternalToolConfig, RetryPolicy, ToolNode, TransportType
 
@@ -67,11 +68,13 @@ async def main() -> None:
                     max_attempts=2, wait_exponential_min_s=0.1, wait_exponential_max_s=0.2
                 ),
             )
-            # the node's default stack, with the guide's logging middleware in front
-            layers = [middleware, *ToolNode.default_layers(config)[1:]]
-            async with ToolNode(config, layers=layers) as reports:
-                calls = [reports.call("reports.slow", {"ms": ms}) for ms in (100, 200, 1200, 300, 2000, 100)]
-                await asyncio.gather(*calls, return_exceptions=True)
+            async with ToolNode(config) as reports:
+                # the guide's logging middleware, around every tool call the planner makes
+                calls = [("reports.slow", {"ms": ms}) for ms in (100, 200, 1200, 300, 2000, 100)]
+                planner = ReactPlanner(
+                    catalog=reports.get_tools(), llm=ScriptedLLM([calls, "done"]), middleware=[middleware]
+                )
+                await planner.run("Build the weekly reports")
                 for title, value in scrape(telemetry.prometheus_port, "reports").items():
                     print(f"{title:<20} {value:g}")
     finally:

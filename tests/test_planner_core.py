@@ -558,3 +558,57 @@ async def test_a_source_listed_before_connecting_is_connected_by_the_first_run()
         await node.close()
     assert result.answer == "done" and result.trajectory[0].calls[0].outcome == "success"
     assert f"{node.name}.echo" in planner.catalog and f"{node.name}.*" not in planner.catalog
+
+
+async def test_planner_middleware_wraps_every_call_and_sees_the_sources_retries() -> None:
+    """The guide's "Example Logging" middleware given to the planner: it runs around native and external calls
+    alike, inside each call's ``execute_tool`` span, and hears the retries of the source's own Retry layer."""
+    import logging
+
+    from penguiflow import log_flow_events
+    from penguiflow.demo.backends import HttpApiServer
+    from penguiflow.middleware import FlowEvent
+    from penguiflow.tools import ExternalToolConfig, RetryPolicy, ToolNode, TransportType
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger(otel.unique("penguiflow.concurrency"))
+    logger.addHandler(Keep())
+    logger.setLevel(logging.INFO)
+    events: list[FlowEvent] = []
+    middleware = log_flow_events(logger, latency_callback=lambda _type, _ms, event: events.append(event))
+
+    tracker = Tracker()
+    native = work_tool(tracker, 0.001)
+    async with HttpApiServer() as api:
+        node = ToolNode(
+            ExternalToolConfig(
+                name=otel.unique("api").replace(".", "_"),
+                transport=TransportType.HTTP,
+                connection=api.url,
+                retry_policy=RetryPolicy(wait_exponential_min_s=0.01, wait_exponential_max_s=0.02),
+            )
+        )
+        async with node:
+            flaky = f"{node.name}.flaky"
+            llm = ScriptedLLM([[(flaky, {"key": "k1", "failures": 1}), (native.name, {"i": 1})], "ok"])
+            planner = ReactPlanner(catalog=[*node.get_tools(), native], llm=llm, middleware=[middleware])
+            result = await planner.run("q")
+    assert [call.outcome for call in result.trajectory[0].calls] == ["success", "success"]
+    by_type = {(event.event_type, event.node_name) for event in events}
+    assert {("node_retry", flaky), ("node_success", flaky), ("node_success", native.name)} <= by_type
+    assert {record.getMessage().split()[0] for record in records} >= {"node_retry", "node_success"}
+    # inside the call's span: the events carry the execute_tool span's ids
+    spans = {span.context.span_id: span for span in otel.spans(names.SPAN_EXECUTE_TOOL.format(tool=flaky))}
+    success = next(e for e in events if e.event_type == "node_success" and e.node_name == flaky)
+    assert success.span_id is not None and int(success.span_id, 16) in spans
+
+
+def test_planner_middleware_is_validated() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        ReactPlanner(catalog=[], llm=ScriptedLLM(["ok"]), middleware=["not a layer"])  # type: ignore[list-item]
+    assert info.value.field == "middleware[0]"

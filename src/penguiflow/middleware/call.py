@@ -29,7 +29,9 @@ class Call:
     ``tool`` is the catalog name (``github.create_issue``), ``source`` the tool source (``github``; ``None`` for a
     plain wrapped function), ``arguments`` the keyword arguments. ``attempt`` starts at 1 and is advanced by the
     retry layer. ``context`` is a scratch dict that layers may use to share state for this call. ``limits`` are
-    extra limiters the *caller* imposes (the planner's Level 1 and 2), acquired by :class:`CallerLimits`.
+    extra limiters the *caller* imposes (the planner's Level 1 and 2), acquired by :class:`CallerLimits`;
+    ``layers`` are the caller's own layers (``ReactPlanner(middleware=...)``), run outside the tool source's
+    layers, inside the call's span.
     """
 
     tool: str
@@ -39,6 +41,7 @@ class Call:
     call_id: str = field(default_factory=new_call_id)
     context: dict[str, Any] = field(default_factory=dict)
     limits: tuple[ConcurrencyLimit, ...] = ()
+    layers: tuple[Middleware, ...] = ()
     # Receivers of the FlowEvents the layers emit for this call; log_flow_events subscribes here.
     listeners: list[Callable[[FlowEvent], None]] | None = None
 

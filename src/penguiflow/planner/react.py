@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from penguiflow.errors import ConfigurationError, ToolValidationError
-from penguiflow.middleware import ConcurrencyLimit
+from penguiflow.middleware import ConcurrencyLimit, Middleware
 from penguiflow.middleware.call import new_call_id
 from penguiflow.middleware.stack import outcome_of
 from penguiflow.middleware.validation import check_count, check_name
@@ -88,6 +88,9 @@ class ReactPlanner:
     replies a run reports back to the LLM before it raises :class:`~penguiflow.planner.LLMOutputError`: a turn
     counts as one when a tool call in it has arguments that are not a JSON object, names an unknown tool or has
     arguments the tool's schema refuses (``ToolValidationError``), or when the reply is empty.
+    ``middleware`` are layers run around every tool call of the planner, native ones included, outside each
+    source's own layers (so they see its retries and timeouts) — the guide's ``log_flow_events(logger,
+    latency_callback=...)`` goes here.
 
     >>> planner = ReactPlanner(catalog=[*github.get_tools(), summarize], llm="gpt-4", absolute_max_parallel=50)
     >>> result = await planner.run("Triage the open issues", planning_hints={"max_parallel": 5})
@@ -105,8 +108,10 @@ class ReactPlanner:
         agent_name: str = "penguiflow",
         max_invalid_replies: int = 3,
         max_observation_chars: int = 8000,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.catalog: dict[str, ToolEntry] = _check_catalog(catalog)
+        self.middleware: tuple[Middleware, ...] = _check_middleware(middleware)
         # Sources listed before they connected (ToolNode.get_tools() before connect()): resolved at first run.
         self._connect_lock = asyncio.Lock()
         self.llm: LLMClient = _check_llm(llm)
@@ -425,7 +430,9 @@ class ReactPlanner:
         start = time.perf_counter()
         assert isinstance(record.arguments, dict)
         try:
-            record.result = await entry.invoke(record.arguments, call_id=record.call_id, limits=limits)
+            record.result = await entry.invoke(
+                record.arguments, call_id=record.call_id, limits=limits, layers=self.middleware
+            )
             record.outcome = "success"
         except Exception as exc:  # a failed tool is an observation, never a crashed run
             record.outcome = outcome_of(exc)
@@ -483,6 +490,18 @@ def _span(
         name, kind=kind, attributes=dict(attributes), record_exception=False, set_status_on_exception=False
     ) as span:
         yield span
+
+
+def _check_middleware(middleware: Sequence[Middleware]) -> tuple[Middleware, ...]:
+    if isinstance(middleware, str | bytes) or not isinstance(middleware, Sequence):
+        raise ConfigurationError("middleware", f"must be a list of layers, got {type(middleware).__name__}")
+    for index, layer in enumerate(middleware):
+        if not callable(layer):
+            raise ConfigurationError(
+                f"middleware[{index}]",
+                f"must be a layer (async (call, call_next) -> result), got {type(layer).__name__}",
+            )
+    return tuple(middleware)
 
 
 def _check_catalog(catalog: Sequence[ToolEntry]) -> dict[str, ToolEntry]:

@@ -11,6 +11,7 @@ from penguiflow.middleware.call import Call, new_call_id
 from penguiflow.middleware.stack import Stack
 
 if TYPE_CHECKING:
+    from penguiflow.middleware.call import Middleware
     from penguiflow.middleware.concurrency import ConcurrencyLimit
 
 
@@ -32,8 +33,10 @@ class ToolEntry:
         *,
         call_id: str | None = None,
         limits: tuple[ConcurrencyLimit, ...] = (),
+        layers: tuple[Middleware, ...] = (),
     ) -> Any:
-        """Run one call. ``limits`` are the caller's extra limiters (the planner's Level 1 and 2).
+        """Run one call. ``limits`` are the caller's extra limiters (the planner's Level 1 and 2), ``layers``
+        the caller's own layers, run outside the source's (the planner's ``middleware``).
 
         Arguments that are not a mapping raise :class:`~penguiflow.errors.ToolValidationError` at once."""
         if not isinstance(arguments, Mapping):
@@ -43,6 +46,11 @@ class ToolEntry:
                 tool=self.name,
             )
         call = Call(
-            self.name, dict(arguments), source=self.source, call_id=call_id or new_call_id(), limits=limits
+            self.name,
+            dict(arguments),
+            source=self.source,
+            call_id=call_id or new_call_id(),
+            limits=limits,
+            layers=layers,
         )
         return await self.stack(call)

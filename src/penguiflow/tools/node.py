@@ -260,12 +260,13 @@ class ToolNode:
         *,
         call_id: str | None = None,
         limits: tuple[ConcurrencyLimit, ...] = (),
+        layers: tuple[Middleware, ...] = (),
     ) -> Any:
         """Run one call of ``tool`` through the node's stack, connecting first if needed."""
         if self._transport is None:
             await self.connect()
         entry = self.get_tool(tool)
-        return await entry.invoke(arguments or {}, call_id=call_id, limits=limits)
+        return await entry.invoke(arguments or {}, call_id=call_id, limits=limits, layers=layers)
 
     async def _handle(self, call: Call) -> Any:
         transport = self._transport
