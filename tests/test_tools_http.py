@@ -554,3 +554,49 @@ def test_body_that_is_not_an_object_is_one_body_argument() -> None:
     schema = operation.spec.input_schema
     assert set(schema["properties"]) == {"id", "dry_run", "body"}
     assert schema["required"] == ["id", "body"]
+
+
+async def test_header_parameters_are_arguments_sent_as_headers(api: HttpApiServer) -> None:
+    """An OpenAPI ``in: header`` parameter (Stripe's ``Idempotency-Key``) is an argument like any other, sent as
+    a request header; credentials and framing headers a document lists are never offered to the caller."""
+    async with http_node(api) as node:
+        tool = f"{node.name}.echo"
+        schema = node.get_tool(tool).input_schema
+        assert schema["properties"]["Idempotency-Key"]["type"] == "string"
+        # the header is not in the JSON body
+        assert await node.call(tool, {"message": "hi", "Idempotency-Key": "idem-1"}) == {
+            "echo": {"message": "hi"}
+        }
+        sent = api.stats.headers("echo")[-1]
+        assert sent["idempotency-key"] == "idem-1"
+        with pytest.raises(ToolValidationError, match="Idempotency-Key"):
+            await node.call(tool, {"message": "hi", "Idempotency-Key": 42})
+        # and without it, no such header goes out
+        await node.call(tool, {"message": "again"})
+        assert "idempotency-key" not in api.stats.headers("echo")[-1]
+
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/x": {
+                "get": {
+                    "operationId": "x",
+                    "parameters": [
+                        {
+                            "name": "Authorization",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {"name": "session", "in": "cookie", "schema": {"type": "string"}},
+                        {"name": "X-Trace", "in": "header", "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+    }
+    (operation,) = parse_openapi(document, source="src")
+    assert set(operation.spec.input_schema["properties"]) == {"X-Trace"}
+    assert operation.header_params == ("X-Trace",)

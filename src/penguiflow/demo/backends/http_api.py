@@ -203,6 +203,14 @@ def openapi_document(title: str = "penguiflow demo API", *, chaos: bool = False)
                 "post": {
                     "operationId": "echo",
                     "summary": "Return the JSON body as received.",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "schema": {"type": "string", "maxLength": 64},
+                            "description": "Sent as a request header (as Stripe's API takes it).",
+                        }
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}},

@@ -68,6 +68,7 @@ class Operation:
     path_params: tuple[str, ...]
     query_params: tuple[str, ...]
     body: Literal["none", "merged", "wrapped"]
+    header_params: tuple[str, ...] = ()
 
 
 # --- OpenAPI → tools -------------------------------------------------------------------------------------------
@@ -217,16 +218,22 @@ class _Reader:
         required: list[str] = []
         path_params: list[str] = []
         query_params: list[str] = []
+        header_params: list[str] = []
         for (location, pname), parameter in parameters.items():
-            if location not in {"path", "query"}:
-                continue  # header and cookie parameters are the transport's business (auth), not the caller's
+            if location == "cookie" or (location == "header" and pname.lower() in _TRANSPORT_HEADERS):
+                continue  # credentials and framing are the transport's business (auth_config), not the caller's
+            if location == "header" and pname in properties:
+                _log.warning(
+                    "%s: %s: header %r shadows an argument of that name; ignored", self.source, name, pname
+                )
+                continue
             schema = self.schema(parameter.get("schema"), name)
             if "description" in parameter and "description" not in schema:
                 schema["description"] = parameter["description"]
             properties[pname] = schema
             if location == "path" or parameter.get("required") is True:
                 required.append(pname)
-            (path_params if location == "path" else query_params).append(pname)
+            {"path": path_params, "query": query_params, "header": header_params}[location].append(pname)
         placeholders = _PLACEHOLDER.findall(path)
         missing = [placeholder for placeholder in placeholders if placeholder not in path_params]
         if missing:
@@ -276,7 +283,21 @@ class _Reader:
             path_params=tuple(path_params),
             query_params=tuple(query_params),
             body=body,
+            header_params=tuple(header_params),
         )
+
+
+# Headers an OpenAPI document may list that are never the caller's to set: credentials (auth_config sets them)
+# and what httpx derives from the request itself.
+_TRANSPORT_HEADERS: Final = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "content-type", "content-length", "accept", "host"}
+)
+
+
+def _header_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _json_schema_of(content: Any) -> Any:
@@ -441,9 +462,13 @@ class HttpTransport:
         if operation.body == "wrapped":
             body = arguments.get("body")
         elif operation.body == "merged":
-            taken = {*operation.path_params, *operation.query_params}
+            taken = {*operation.path_params, *operation.query_params, *operation.header_params}
             body = {key: value for key, value in arguments.items() if key not in taken} or None
-        headers: dict[str, str] = {}
+        headers = {
+            name: _header_value(arguments[name])
+            for name in operation.header_params
+            if name in arguments and arguments[name] is not None
+        }
         propagate.inject(headers)  # traceparent/tracestate of the current (execute_tool or attempt) span
         return client.build_request(operation.method, url, params=params or None, json=body, headers=headers)
 
