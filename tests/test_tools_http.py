@@ -600,3 +600,6 @@ async def test_header_parameters_are_arguments_sent_as_headers(api: HttpApiServe
     (operation,) = parse_openapi(document, source="src")
     assert set(operation.spec.input_schema["properties"]) == {"X-Trace"}
     assert operation.header_params == ("X-Trace",)
+    # the source's own API-key header (auth_config) is reserved too, whatever its case in the document
+    (operation,) = parse_openapi(document, source="src", reserved_headers=["x-trace"])
+    assert operation.spec.input_schema["properties"] == {} and operation.header_params == ()

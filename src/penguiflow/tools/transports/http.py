@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import quote, unquote
@@ -74,18 +74,21 @@ class Operation:
 # --- OpenAPI → tools -------------------------------------------------------------------------------------------
 
 
-def parse_openapi(document: Any, *, source: str) -> list[Operation]:
+def parse_openapi(document: Any, *, source: str, reserved_headers: Iterable[str] = ()) -> list[Operation]:
     """The operations of an OpenAPI 3 ``document``; raises :class:`OpenAPIError` naming what is wrong.
+
+    Header parameters become arguments sent as headers, except credentials and framing headers and the
+    ``reserved_headers`` (the source's own auth header, e.g. an API-key header), which the transport sets.
 
     An operation without an ``operationId`` has no tool name: it is skipped with a warning, and a document
     whose operations all lack one is an error (a source with no tools would leave a planner empty-handed)."""
     try:
-        return _parse(document, source)
+        return _parse(document, source, frozenset(name.lower() for name in reserved_headers))
     except RecursionError:  # schemas nested thousands deep
         raise OpenAPIError(f"{source}: the OpenAPI document is nested too deeply to be read") from None
 
 
-def _parse(document: Any, source: str) -> list[Operation]:
+def _parse(document: Any, source: str, reserved_headers: frozenset[str]) -> list[Operation]:
     if not isinstance(document, Mapping):
         raise OpenAPIError(f"{source}: the OpenAPI document is not a JSON object")
     version = document.get("openapi")
@@ -97,7 +100,7 @@ def _parse(document: Any, source: str) -> list[Operation]:
     components = document.get("components") or {}
     if not isinstance(components, Mapping):
         raise OpenAPIError(f"{source}: 'components' is not an object")
-    reader = _Reader(source, components)
+    reader = _Reader(source, components, _TRANSPORT_HEADERS | reserved_headers)
     operations: dict[str, Operation] = {}
     unnamed: list[str] = []
     for path, item in paths.items():
@@ -133,8 +136,9 @@ def _parse(document: Any, source: str) -> list[Operation]:
 
 
 class _Reader:
-    def __init__(self, source: str, components: Mapping[str, Any]) -> None:
+    def __init__(self, source: str, components: Mapping[str, Any], reserved_headers: frozenset[str]) -> None:
         self.source = source
+        self.reserved_headers = reserved_headers
         self.components = components
         schemas = components.get("schemas") or {}
         if not isinstance(schemas, Mapping):
@@ -220,7 +224,7 @@ class _Reader:
         query_params: list[str] = []
         header_params: list[str] = []
         for (location, pname), parameter in parameters.items():
-            if location == "cookie" or (location == "header" and pname.lower() in _TRANSPORT_HEADERS):
+            if location == "cookie" or (location == "header" and pname.lower() in self.reserved_headers):
                 continue  # credentials and framing are the transport's business (auth_config), not the caller's
             if location == "header" and pname in properties:
                 _log.warning(
@@ -374,7 +378,11 @@ class HttpTransport:
             )
         if not self._operations:
             try:
-                operations = parse_openapi(await self._fetch_document(), source=self.config.name)
+                operations = parse_openapi(
+                    await self._fetch_document(),
+                    source=self.config.name,
+                    reserved_headers=self.config.auth_headers().keys(),
+                )
             except BaseException:
                 await self.close()
                 raise
