@@ -91,7 +91,7 @@ def summary_table(snap: Snapshot) -> Table:
     table = Table(
         title="Summary per limiter",
         title_justify="left",
-        caption="peak: most in flight/limit; queued: most waiting; p50/p95: queue wait; ok/err: calls",
+        caption="peak: most in flight/limit; queued: most waiting; p50/p95: queue wait",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         show_edge=False,
