@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.trace import StatusCode
 
 from penguiflow import ModelRegistry
 from penguiflow.demo.backends import HttpApiServer
@@ -24,6 +26,7 @@ from penguiflow.errors import (
     ToolValidationError,
 )
 from penguiflow.middleware import ConcurrencyLimit, Timeout
+from penguiflow.telemetry import names
 from penguiflow.tools import (
     AuthType,
     ExternalToolConfig,
@@ -603,3 +606,30 @@ async def test_header_parameters_are_arguments_sent_as_headers(api: HttpApiServe
     # the source's own API-key header (auth_config) is reserved too, whatever its case in the document
     (operation,) = parse_openapi(document, source="src", reserved_headers=["x-trace"])
     assert operation.spec.input_schema["properties"] == {} and operation.header_params == ()
+
+
+async def test_connecting_is_traced_with_the_discovered_tools_or_the_error_type(
+    api: HttpApiServer, spans: object
+) -> None:
+    node = http_node(api)
+    async with node:
+        pass
+    (span,) = otel.spans(names.SPAN_CONNECT.format(source=node.name))
+    assert span.attributes is not None
+    assert span.attributes[names.TOOL_TRANSPORT] == "http"
+    assert span.attributes[names.TOOLS_DISCOVERED] == len(node.get_tools()) > 0
+    assert span.status.status_code is StatusCode.UNSET
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    down = ToolNode(
+        ExternalToolConfig(
+            name=unique("down"), transport=TransportType.HTTP, connection=f"http://127.0.0.1:{closed}"
+        )
+    )
+    with pytest.raises(ToolConnectionError):
+        await down.connect()
+    (failed,) = otel.spans(names.SPAN_CONNECT.format(source=down.name))
+    assert failed.attributes is not None and failed.attributes[names.ERROR_TYPE] == "ToolConnectionError"
+    assert failed.status.status_code is StatusCode.ERROR and not failed.events

@@ -20,6 +20,7 @@ SPAN_QUEUE_WAIT: Final = "queue_wait {limiter}"
 SPAN_ATTEMPT: Final = "attempt {tool}"
 SPAN_INVOKE_AGENT: Final = "invoke_agent {agent}"
 SPAN_CHAT: Final = "chat {model}"
+SPAN_CONNECT: Final = "connect {source}"
 
 # --- span events ---------------------------------------------------------------------------------------------
 EVENT_BACKOFF: Final = "penguiflow.retry.backoff"
@@ -43,6 +44,8 @@ HTTP_RESEND_COUNT: Final = "http.request.resend_count"
 HTTP_STATUS_CODE: Final = "http.response.status_code"
 # ours
 TOOL_SOURCE: Final = "penguiflow.tool.source"
+TOOL_TRANSPORT: Final = "penguiflow.tool.transport"
+TOOLS_DISCOVERED: Final = "penguiflow.tools.discovered"
 OUTCOME: Final = "penguiflow.outcome"
 LIMITER_NAME: Final = "penguiflow.limiter.name"
 LIMITER_WAITED: Final = "penguiflow.limiter.waited"
@@ -267,6 +270,13 @@ SPANS: Final[tuple[NameSpec, ...]] = (
         "One LLM call of the planner.",
         (GEN_AI_OPERATION_NAME, GEN_AI_REQUEST_MODEL, GEN_AI_PROVIDER_NAME),
     ),
+    NameSpec(
+        SPAN_CONNECT,
+        "span",
+        "A ToolNode opening its transport and discovering its tools (connect(), or lazily before the first "
+        "call or planner run). On failure also error.type and status ERROR.",
+        (TOOL_SOURCE, TOOL_TRANSPORT, TOOLS_DISCOVERED, ERROR_TYPE),
+    ),
 )
 
 EVENTS: Final[tuple[NameSpec, ...]] = (
@@ -307,6 +317,10 @@ ATTRIBUTES: Final[tuple[NameSpec, ...]] = (
     NameSpec(HTTP_RESEND_COUNT, "attribute", "Attempt number - 1 on an attempt span."),
     NameSpec(HTTP_STATUS_CODE, "attribute", "HTTP status of a tool source's response."),
     NameSpec(TOOL_SOURCE, "attribute", "The tool source (ToolNode name); empty for a wrapped function."),
+    NameSpec(TOOL_TRANSPORT, "attribute", "On connect: the source's transport, mcp | http | utcp."),
+    NameSpec(
+        TOOLS_DISCOVERED, "attribute", "On connect: how many tools the source offers (after the filter)."
+    ),
     NameSpec(OUTCOME, "attribute", "How a call ended: " + " | ".join(OUTCOMES) + "."),
     NameSpec(LIMITER_NAME, "attribute", "The limiter's name (a tool source, planner, planner.run …)."),
     NameSpec(LIMITER_WAITED, "attribute", "Whether the call had to queue (false: a slot was free)."),

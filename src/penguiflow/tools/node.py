@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from opentelemetry.trace import StatusCode
+
 from penguiflow.errors import ConfigurationError, PenguiflowError, ToolNotFoundError
 from penguiflow.middleware import (
     CallerLimits,
@@ -29,12 +31,13 @@ from penguiflow.middleware import (
 )
 from penguiflow.middleware.call import Call
 from penguiflow.registry import ModelRegistry
+from penguiflow.telemetry import get_tracer, names
 from penguiflow.tools.catalog import ToolEntry
 from penguiflow.tools.config import ExternalToolConfig, TransportType
 from penguiflow.tools.validation import with_validation
 
 if TYPE_CHECKING:
-    from penguiflow.tools.transports.base import Transport
+    from penguiflow.tools.transports.base import ToolSpec, Transport
 
 __all__ = ["NotConnectedError", "PendingTools", "ToolNode"]
 
@@ -193,28 +196,48 @@ class ToolNode:
             return self.get_tools()
         async with self._lock:
             if self._transport is None:
-                transport = load_transport(self.config)
-                try:
-                    specs = await transport.connect()
-                except BaseException:
-                    with contextlib.suppress(Exception):  # the connect error is the one to report
-                        await transport.close()
-                    raise
-                patterns = self.config.tool_filter
-                entries: dict[str, ToolEntry] = {}
-                for spec in specs:
-                    if patterns is not None and not any(fnmatch.fnmatchcase(spec.name, p) for p in patterns):
-                        continue
-                    name = f"{self.name}.{spec.name}"
-                    self.registry.register(name, spec.input_schema)
-                    entries[name] = ToolEntry(
-                        name, spec.description, spec.input_schema, self.name, self._stack
-                    )
-                for stale in set(self._entries) - set(entries):
-                    self.registry.unregister(stale)
-                self._entries = entries
-                self._transport = transport
+                with get_tracer().start_as_current_span(
+                    names.SPAN_CONNECT.format(source=self.name),
+                    attributes={
+                        names.TOOL_SOURCE: self.name,
+                        names.TOOL_TRANSPORT: self.config.transport.value,
+                    },
+                    record_exception=False,  # the type only: a message may quote the server's reply
+                    set_status_on_exception=False,
+                ) as span:
+                    try:
+                        transport, specs = await self._discover()
+                    except BaseException as exc:
+                        span.set_attribute(names.ERROR_TYPE, type(exc).__qualname__)
+                        span.set_status(StatusCode.ERROR, type(exc).__qualname__)
+                        raise
+                    self._adopt(transport, specs)
+                    span.set_attribute(names.TOOLS_DISCOVERED, len(self._entries))
         return self.get_tools()
+
+    async def _discover(self) -> tuple[Transport, list[ToolSpec]]:
+        transport = load_transport(self.config)
+        try:
+            return transport, await transport.connect()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the connect error is the one to report
+                await transport.close()
+            raise
+
+    def _adopt(self, transport: Transport, specs: list[ToolSpec]) -> None:
+        """Make ``specs`` (filtered) the node's entries, registered in the registry, and ``transport`` its own."""
+        patterns = self.config.tool_filter
+        entries: dict[str, ToolEntry] = {}
+        for spec in specs:
+            if patterns is not None and not any(fnmatch.fnmatchcase(spec.name, p) for p in patterns):
+                continue
+            name = f"{self.name}.{spec.name}"
+            self.registry.register(name, spec.input_schema)
+            entries[name] = ToolEntry(name, spec.description, spec.input_schema, self.name, self._stack)
+        for stale in set(self._entries) - set(entries):
+            self.registry.unregister(stale)
+        self._entries = entries
+        self._transport = transport
 
     async def close(self) -> None:
         """Close the transport. The entries stay listed; the next call connects again."""
