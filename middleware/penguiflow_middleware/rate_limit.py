@@ -127,8 +127,10 @@ class RateLimit:
         return f"RateLimit({self.rate:g}, per={self.per:g}, burst={self.burst}, name={self._name!r})"
 
     # --- the bucket ------------------------------------------------------------------------------------------
-    def _refilled(self, bucket: _Bucket, now: float) -> float:
-        return min(float(self.burst), bucket.tokens + (now - bucket.updated) / self._per_token)
+    def _refilled(self, bucket: _Bucket, now: float, cap: float | None = None) -> float:
+        """The bucket's tokens at ``now``, capped at ``cap`` (default ``burst``)."""
+        limit = float(self.burst) if cap is None else cap
+        return min(limit, bucket.tokens + (now - bucket.updated) / self._per_token)
 
     def _refill(self, bucket: _Bucket) -> None:
         # Capped at ``burst`` even while calls wait: calls that fell behind a late timer must not run back to
@@ -136,7 +138,7 @@ class RateLimit:
         # whole milliseconds) is credited to the waiters, so it does not add up over thousands of calls.
         now = self._clock()
         cap = self.burst + (self._lag_credit if bucket.queued else 0.0)
-        bucket.tokens = min(cap, bucket.tokens + (now - bucket.updated) / self._per_token)
+        bucket.tokens = self._refilled(bucket, now, cap)
         bucket.updated = now
 
     def _grant(self, bucket: _Bucket) -> None:
