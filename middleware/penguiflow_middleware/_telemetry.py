@@ -12,9 +12,9 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
+from opentelemetry.metrics import CallbackOptions, Observation
 
-from penguiflow.telemetry import get_meter
+from penguiflow.telemetry import create_instruments, get_meter
 from penguiflow_middleware import names
 
 Observer = Callable[[], Iterable[tuple[float, Mapping[str, Any]]]]
@@ -22,30 +22,10 @@ Observer = Callable[[], Iterable[tuple[float, Mapping[str, Any]]]]
 
 class _Instruments:
     def __init__(self) -> None:
-        meter = get_meter()
-        self.histograms: dict[str, Histogram] = {}
-        self.counters: dict[str, Counter] = {}
-        self._observers: dict[str, weakref.WeakSet[Any]] = {}
-        for spec in names.METRICS:
-            if spec.kind == "histogram":
-                self.histograms[spec.name] = meter.create_histogram(
-                    spec.name,
-                    unit=spec.unit,
-                    description=spec.description,
-                    explicit_bucket_boundaries_advisory=list(names.DURATION_BUCKETS),
-                )
-            elif spec.kind == "counter":
-                self.counters[spec.name] = meter.create_counter(
-                    spec.name, unit=spec.unit, description=spec.description
-                )
-            else:
-                self._observers[spec.name] = weakref.WeakSet()
-                meter.create_observable_gauge(
-                    spec.name,
-                    callbacks=[self._callback(spec.name)],
-                    unit=spec.unit,
-                    description=spec.description,
-                )
+        self._observers: dict[str, weakref.WeakSet[Any]] = {
+            spec.name: weakref.WeakSet() for spec in names.METRICS if spec.kind == "gauge"
+        }
+        self.histograms, self.counters = create_instruments(get_meter(), names.METRICS, self._callback)
 
     def _callback(self, metric: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_options: CallbackOptions) -> Iterable[Observation]:

@@ -53,9 +53,6 @@ REDIS_LEASE_LOST: Final = "penguiflow.redis_limit.lease_lost"
 CircuitStateName = Literal["closed", "half_open", "open"]
 CIRCUIT_STATE_VALUES: Final[dict[str, int]] = {"closed": 0, "half_open": 1, "open": 2}
 
-# Seconds: the core's duration buckets, so limiter waits of both kinds share a heatmap scale.
-DURATION_BUCKETS: Final = core_names.DURATION_BUCKETS
-
 # The core's row type: a plug-in's metric table reads like the core's (and gains ``prometheus_name``).
 MetricSpec = core_names.MetricSpec
 

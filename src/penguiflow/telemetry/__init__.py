@@ -6,7 +6,13 @@ application calls :func:`configure`.
 
 from typing import TYPE_CHECKING
 
-from penguiflow.telemetry.instruments import get_meter, get_tracer, register_limiter, unregister_limiter
+from penguiflow.telemetry.instruments import (
+    create_instruments,
+    get_meter,
+    get_tracer,
+    register_limiter,
+    unregister_limiter,
+)
 from penguiflow.telemetry.logging import add_trace_ids
 
 if TYPE_CHECKING:  # type checkers see the real signatures; at run time the SDK loads only when asked for
@@ -16,6 +22,7 @@ __all__ = [
     "TelemetryHandle",
     "add_trace_ids",
     "configure",
+    "create_instruments",
     "get_meter",
     "get_tracer",
     "register_limiter",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from opentelemetry import metrics, trace
@@ -71,31 +71,45 @@ _GAUGE_READS = {
 }
 
 
+GaugeCallback = Callable[[CallbackOptions], Iterable[Observation]]
+
+
+def create_instruments(
+    meter: Meter, specs: Iterable[names.MetricSpec], gauge_callback: Callable[[str], GaugeCallback]
+) -> tuple[dict[str, Histogram], dict[str, Counter]]:
+    """The histograms and counters of a metric table, by name, created on ``meter``; each gauge is observed
+    through ``gauge_callback(name)``. Public: a plug-in creates its own table's instruments with it."""
+    histograms: dict[str, Histogram] = {}
+    counters: dict[str, Counter] = {}
+    for spec in specs:
+        if spec.kind == "histogram":
+            histograms[spec.name] = meter.create_histogram(
+                spec.name,
+                unit=spec.unit,
+                description=spec.description,
+                explicit_bucket_boundaries_advisory=list(spec.buckets or names.DURATION_BUCKETS),
+            )
+        elif spec.kind == "counter":
+            counters[spec.name] = meter.create_counter(
+                spec.name, unit=spec.unit, description=spec.description
+            )
+        else:
+            meter.create_observable_gauge(
+                spec.name,
+                callbacks=[gauge_callback(spec.name)],
+                unit=spec.unit,
+                description=spec.description,
+            )
+    return histograms, counters
+
+
 class Metrics:
     """Histograms and counters of ``names.METRICS`` created on one meter; gauges are observed on collection."""
 
     def __init__(self, meter: Meter) -> None:
-        self.histograms: dict[str, Histogram] = {}
-        self.counters: dict[str, Counter] = {}
-        for spec in names.METRICS:
-            if spec.kind == "histogram":
-                self.histograms[spec.name] = meter.create_histogram(
-                    spec.name,
-                    unit=spec.unit,
-                    description=spec.description,
-                    explicit_bucket_boundaries_advisory=list(spec.buckets or names.DURATION_BUCKETS),
-                )
-            elif spec.kind == "counter":
-                self.counters[spec.name] = meter.create_counter(
-                    spec.name, unit=spec.unit, description=spec.description
-                )
-            else:
-                meter.create_observable_gauge(
-                    spec.name,
-                    callbacks=[_observe(_GAUGE_READS[spec.name])],
-                    unit=spec.unit,
-                    description=spec.description,
-                )
+        self.histograms, self.counters = create_instruments(
+            meter, names.METRICS, lambda metric: _observe(_GAUGE_READS[metric])
+        )
 
     def record(self, name: str, value: float, attributes: Mapping[str, Any]) -> None:
         self.histograms[name].record(value, attributes)
