@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from penguiflow.telemetry import names
+from tests.support import otel
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan, iter_descendants, span_tree
 
 pytestmark = pytest.mark.slow
@@ -104,16 +105,7 @@ def test_execute_tool_spans_carry_the_genai_attributes(exported: tuple[OtlpRecei
 def test_metrics_arrive_over_otlp_by_the_table_names(exported: tuple[OtlpReceiver, str]) -> None:
     receiver, _output = exported
     arrived = receiver.metric_names()
-    expected = {
-        names.TOOL_DURATION,
-        names.LIMITER_IN_FLIGHT,
-        names.LIMITER_QUEUED,
-        names.LIMITER_LIMIT,
-        names.LIMITER_WAIT,
-        names.LIMITER_REJECTED,
-        names.RETRY_ATTEMPTS,
-        names.TIMEOUTS,
-    }
+    expected = set(otel.ENGINE_METRICS)
     assert expected <= arrived, sorted(expected - arrived)
     assert all(
         metric.resource.get("service.name") == SERVICE

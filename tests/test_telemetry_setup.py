@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 from penguiflow.telemetry import names
+from tests.support import otel
 
 # A small workload every case runs: a success, a retried timeout, a queue wait and a rejection.
 WORKLOAD = """
@@ -138,16 +139,7 @@ def test_prometheus_port_serves_real_scrape_text_with_penguiflow_metrics() -> No
         """
     )
     text = done.stdout
-    for name in (
-        names.TOOL_DURATION,
-        names.LIMITER_IN_FLIGHT,
-        names.LIMITER_QUEUED,
-        names.LIMITER_LIMIT,
-        names.LIMITER_WAIT,
-        names.LIMITER_REJECTED,
-        names.RETRY_ATTEMPTS,
-        names.TIMEOUTS,
-    ):
+    for name in otel.ENGINE_METRICS:
         # The table's Prometheus name is the one the exporter really uses.
         assert f"\n{names.metric(name).prometheus_name}" in text, name
 

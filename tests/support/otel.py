@@ -17,7 +17,21 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from penguiflow.telemetry import names
+
 SPANS = InMemorySpanExporter()
+# The engine's metrics that any workload with waits, rejections, retries and timeouts records: what the export
+# tests (OTLP, Prometheus exporter) expect to see arrive.
+ENGINE_METRICS = (
+    names.TOOL_DURATION,
+    names.LIMITER_IN_FLIGHT,
+    names.LIMITER_QUEUED,
+    names.LIMITER_LIMIT,
+    names.LIMITER_WAIT,
+    names.LIMITER_REJECTED,
+    names.RETRY_ATTEMPTS,
+    names.TIMEOUTS,
+)
 READER = InMemoryMetricReader()
 _installed = False
 _ids = itertools.count()
