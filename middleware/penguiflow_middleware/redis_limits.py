@@ -76,6 +76,10 @@ from penguiflow_middleware.rate_limit import RateLimit
 logger = logging.getLogger("penguiflow_middleware.redis")
 
 OnRedisError = Literal["fail", "local"]
+
+SLOT_KEY = "penguiflow.rate_limit.slot"
+"""``call.context`` key where :class:`RedisRateLimit` leaves the moment it gave the call (Unix seconds, Redis's
+clock): the limiter's schedule, whatever delay this process then adds before the call starts."""
 _ON_REDIS_ERROR = ("fail", "local")
 
 # --- the scripts -----------------------------------------------------------------------------------------------
@@ -166,10 +170,10 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local wait = tat - tolerance - now
 if wait < 0 then wait = 0 end
-if max_wait >= 0 and wait > max_wait then return {0, string.format('%.0f', wait)} end
+if max_wait >= 0 and wait > max_wait then return {0, string.format('%.0f', wait), '0'} end
 local next_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', string.format('%.0f', (next_tat - now) / 1000 + 1000))
-return {1, string.format('%.0f', wait)}
+return {1, string.format('%.0f', wait), string.format('%.0f', now + wait)}
 """
 
 
@@ -579,7 +583,8 @@ class RedisRateLimit:
 
     ``max_wait_s`` refuses a call at once (:class:`~penguiflow_middleware.errors.RateLimitExceededError`) when
     its turn is further away than that. ``fallback`` is the local limit for ``on_redis_error="local"``
-    (default: a :class:`RateLimit` with the same numbers, named ``f"{name}.local"``).
+    (default: a :class:`RateLimit` with the same numbers, named ``f"{name}.local"``). Each admitted call finds
+    its moment in ``call.context[SLOT_KEY]``.
     """
 
     def __init__(
@@ -670,7 +675,9 @@ class RedisRateLimit:
         if self._redis.is_down:
             return await self._unavailable(call, _DOWN, "reserve")
         try:
-            allowed, wait_us = await self._redis.run(RESERVE, [self.redis_key], self._args, "reserve")
+            allowed, wait_us, slot_us = await self._redis.run(
+                RESERVE, [self.redis_key], self._args, "reserve"
+            )
         except RedisUnavailable as exc:
             return await self._unavailable(call, exc.error_type, exc.operation)
         wait = int(wait_us) / 1_000_000
@@ -680,6 +687,9 @@ class RedisRateLimit:
             instruments().add(names.RATE_LIMIT_REJECTED, 1, attributes)
             trace.get_current_span().add_event(names.EVENT_RATE_LIMIT_REJECTED, attributes)
             raise RateLimitExceededError(self._name, wait, self.max_wait_s)
+        # The moment Redis gave this call, on Redis's clock: the schedule itself, which a late wake-up of this
+        # process (CPU load) can delay but never change. Audits and tests read it here.
+        call.context[SLOT_KEY] = int(slot_us) / 1_000_000
         if wait > 0:
             with get_tracer().start_as_current_span(
                 names.SPAN_RATE_LIMIT_WAIT.format(limiter=self._name),

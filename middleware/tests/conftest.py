@@ -41,6 +41,7 @@ class CountingServer:
         self.current = 0
         self.max_concurrent = 0
         self.arrivals: list[float] = []  # time.monotonic() of each request, in this (the test) process
+        self.wall_arrivals: list[float] = []  # time.time() of each: comparable with Redis's clock
         self.by_worker: dict[str, int] = {}
         server = self
 
@@ -53,6 +54,7 @@ class CountingServer:
                     server.current += 1
                     server.max_concurrent = max(server.max_concurrent, server.current)
                     server.arrivals.append(time.monotonic())
+                    server.wall_arrivals.append(time.time())
                     server.by_worker[worker] = server.by_worker.get(worker, 0) + 1
                 try:
                     time.sleep(ms / 1000)

@@ -20,7 +20,9 @@ import time
 import httpx
 
 from penguiflow import wrap
+from penguiflow.middleware import Call, CallNext
 from penguiflow_middleware import RedisConcurrencyLimit, RedisRateLimit
+from penguiflow_middleware.redis_limits import SLOT_KEY
 
 
 async def main() -> None:
@@ -58,14 +60,23 @@ async def main() -> None:
             held = wrap(hang, limiter, name="hold")
             await asyncio.gather(*(held() for _ in range(args.limit)))
             return
-        tool = wrap(fetch, limiter, name="fetch", source=args.key)
+        slots: list[float] = []
+
+        async def record_slot(call: Call, call_next: CallNext) -> object:
+            if SLOT_KEY in call.context:  # the rate limiter's schedule for this call
+                slots.append(call.context[SLOT_KEY])
+            return await call_next(call)
+
+        tool = wrap(fetch, limiter, record_slot, name="fetch", source=args.key)
         start = time.monotonic()
         codes = await asyncio.gather(*(tool(f"/work?worker={args.key}") for _ in range(args.calls)))
-        print(
-            "DONE "
-            + json.dumps({"codes": codes, "elapsed": time.monotonic() - start, "trips": limiter.round_trips}),
-            flush=True,
-        )
+        done = {
+            "codes": codes,
+            "elapsed": time.monotonic() - start,
+            "trips": limiter.round_trips,
+            "slots": slots,
+        }
+        print("DONE " + json.dumps(done), flush=True)
         await limiter.aclose()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -144,8 +145,12 @@ async def test_kill_9_of_a_worker_holding_slots_frees_them_within_the_lease(
 async def test_200_calls_at_50_per_second_across_two_processes_take_4_seconds(
     redis_server: Any, counting_server: Any
 ) -> None:
-    """Measured by the HTTP server: from the first request's arrival to the last one's (199 intervals of 20 ms =
-    3.98 s with burst 1), both workers started together."""
+    """The schedule is asserted on the moments Redis gave the calls (``SLOT_KEY``): 200 moments never closer
+    than 20 ms (burst 1), whichever worker asked — a gap is longer only when no reservation was pending (a
+    worker still opening its connection). When each request then *arrives* at the
+    HTTP server also depends on how soon a loaded machine wakes the worker after its sleep, which no limiter
+    controls: the arrivals are only checked for what lateness cannot produce (every call arrived, and none
+    before its moment: the k-th arrival comes no earlier than the k-th moment)."""
     workers = await in_thread(
         start_workers,
         2,
@@ -159,19 +164,30 @@ async def test_200_calls_at_50_per_second_across_two_processes_take_4_seconds(
         "50",
     )
     try:
-        for worker in workers:
-            await in_thread(worker.expect, "DONE")
+        done = [json.loads(await in_thread(worker.expect, "DONE")) for worker in workers]
     finally:
         for worker in workers:
             worker.kill()
+    slots = sorted(slot for report in done for slot in report["slots"])
+    assert len(slots) == 200
+    gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
+    # Redis formats the moments in whole µs: no gap is shorter than the 20 ms interval, beyond rounding.
+    assert min(gaps) >= 0.020 - 2e-6, min(gaps)
+    # Reserving is one round trip per call, all launched at once: idle gaps add up to little.
+    assert 3.98 - 1e-5 <= slots[-1] - slots[0] <= 3.98 + 1.0, slots[-1] - slots[0]
+    assert all(len(report["slots"]) == 100 for report in done)  # both workers got their turns
     arrivals = sorted(counting_server.arrivals)
     assert len(arrivals) == 200
-    elapsed = arrivals[-1] - arrivals[0]
-    print(f"200 calls at 50/s over 2 processes on Redis: {elapsed:.3f}s (expected 3.98s)")
-    assert 4.0 * 0.95 <= elapsed <= 4.0 * 1.05, elapsed
     assert counting_server.by_worker == {"mw-rate": 200}
-    for i in range(len(arrivals) - 51):  # no second holds more than its 50 (+1: both ends of the window)
-        assert arrivals[i + 51] - arrivals[i] >= 1.0 - 0.05
+    elapsed = arrivals[-1] - arrivals[0]
+    print(
+        f"200 calls at 50/s over 2 processes on Redis: schedule {slots[-1] - slots[0]:.6f}s, "
+        f"arrivals over {elapsed:.3f}s (expected 3.98s)"
+    )
+    # Redis and this process read the same system clock; 1 ms covers the two clocks' rounding.
+    wall = sorted(counting_server.wall_arrivals)
+    early = [(arrived, slot) for arrived, slot in zip(wall, slots, strict=True) if arrived < slot - 0.001]
+    assert not early, early[:3]
 
 
 # --- in one process: the semaphore ---------------------------------------------------------------------------
