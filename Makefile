@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench soak clean
+.PHONY: demo test lint bench soak tools clean
 
 $(STAMP): pyproject.toml middleware/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	PENGUIFLOW_SOAK=1 $(PY) -m pytest -q -m soak tests/reliability
+
+# npm tools some tests use (validating mock server, MCP conformance suite, reference servers); .ci/run calls it.
+# Without them those tests skip, saying to run this.
+tools:
+	npm install --prefix .ci/npm --no-audit --no-fund --loglevel=error
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
