@@ -122,8 +122,34 @@ async def test_retry_if_overrides_the_test_and_success_after_failures_returns_th
 async def test_retry_after_seconds_replaces_the_back_off() -> None:
     sleep = FakeSleep()
     handler = Flaky(ToolRateLimitedError("429", status_code=429, retry_after=7))
-    assert await retried(handler, RetryPolicy(wait_exponential_max_s=1), sleep)(Call("ra", {})) == "ok"
+    policy = RetryPolicy(wait_exponential_max_s=1, jitter=0)
+    assert await retried(handler, policy, sleep)(Call("ra", {})) == "ok"
     assert sleep.waits == [7.0]
+
+
+async def test_retry_after_is_jittered_by_at_most_jitter_times_the_longest_back_off() -> None:
+    policy = RetryPolicy(max_attempts=2, wait_exponential_max_s=2, jitter=0.5)
+    waits = []
+    for _ in range(40):
+        sleep = FakeSleep()
+        handler = Flaky(ToolRateLimitedError("429", status_code=429, retry_after=30))
+        await retried(handler, policy, sleep)(Call("ra", {}))
+        waits.extend(sleep.waits)
+    assert all(30.0 <= wait <= 30.0 + 0.5 * 2 for wait in waits), (min(waits), max(waits))
+    assert len({round(wait, 6) for wait in waits}) > 1  # clients told the same moment spread out
+
+
+@pytest.mark.parametrize("retry_after", [0, 0.0, 0.001])
+async def test_retry_after_never_waits_less_than_the_policy_minimum(retry_after: float) -> None:
+    """``Retry-After: 0`` (or a date in the past, parsed as 0) used to make every attempt immediate: 100
+    attempts in 0.3 s. Each wait is now at least ``wait_exponential_min_s``."""
+    sleep = FakeSleep()
+    errors = [ToolRateLimitedError("429", status_code=429, retry_after=retry_after) for _ in range(99)]
+    policy = RetryPolicy(max_attempts=100, wait_exponential_min_s=0.2, jitter=0.5)
+    assert await retried(Flaky(*errors), policy, sleep)(Call("ra0", {})) == "ok"
+    assert len(sleep.waits) == 99
+    assert min(sleep.waits) >= 0.2
+    assert sum(sleep.waits) >= 99 * 0.2
 
 
 async def test_retry_after_http_date_is_honoured() -> None:
@@ -134,7 +160,7 @@ async def test_retry_after_http_date_is_honoured() -> None:
     sleep = FakeSleep()
     error = ToolRateLimitedError("429", status_code=429, retry_after=parse_retry_after(in_20s))
     assert await retried(Flaky(error), RetryPolicy(), sleep)(Call("ra", {})) == "ok"
-    assert len(sleep.waits) == 1 and 17.0 <= sleep.waits[0] <= 20.0
+    assert len(sleep.waits) == 1 and 17.0 <= sleep.waits[0] <= 20.0 + 0.5 * 10  # + jitter share of max 10 s
 
 
 def _seconds(n: int) -> Any:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import time
 from typing import Any
 
 import pytest
@@ -144,3 +146,42 @@ async def test_after_a_timeout_the_task_carries_no_pending_cancellation() -> Non
             await wrapped()
         assert task.cancelling() == 0
     await asyncio.sleep(0.01)
+
+
+async def test_a_tool_that_ignores_its_timeout_is_logged_and_holds_its_slot_until_it_returns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What Timeout cannot do, documented in the README: stop a tool that swallows the cancellation. The slot
+    stays taken until the tool returns, and the overrun is logged."""
+    limiter = ConcurrencyLimit(1, name=unique("timeout.stubborn"))
+    released = asyncio.Event()
+
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            await released.wait()  # keeps running after its timeout
+            return "late"
+        return "slept"
+
+    wrapped = wrap(stubborn, limiter, Timeout(0.01), name=unique("timeout.ignore"))
+    with caplog.at_level(logging.WARNING, logger="penguiflow.middleware.timeout"):
+        task = asyncio.create_task(wrapped())
+        await asyncio.sleep(0.05)
+        assert limiter.in_flight == 1  # past its timeout, still holding the slot
+        released.set()
+        assert await task == "late"
+    assert limiter.in_flight == 0
+    assert any("ignored the cancellation of its timeout" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_tool_that_blocks_the_loop_past_its_timeout_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def blocking() -> str:
+        time.sleep(0.25)  # noqa: ASYNC251 - the point: it blocks the loop, so the timer cannot fire
+        return "done"
+
+    with caplog.at_level(logging.WARNING, logger="penguiflow.middleware.timeout"):
+        assert await wrap(blocking, Timeout(0.05), name=unique("timeout.block"))() == "done"
+    assert any("the event loop was blocked" in r.getMessage() for r in caplog.records)

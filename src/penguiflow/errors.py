@@ -1,9 +1,11 @@
 """Every error penguiflow raises, in one hierarchy.
 
 Layers decide what to do with a failure by duck-typed attributes, not by transport: an exception that has
-``status_code`` (an HTTP-like status), ``retry_after`` (seconds a server asked us to wait) or
-``retryable = True`` is understood by :class:`penguiflow.middleware.Retry` whatever raised it. A user's own
-transport can raise its own exceptions with those attributes and get the same treatment.
+``status_code`` (an HTTP-like status), ``retry_after`` (seconds a server asked us to wait), ``retryable``
+(``True``/``False``) or ``request_sent = False`` (the request never left) is understood by
+:class:`penguiflow.middleware.Retry` whatever raised it (see :mod:`penguiflow.middleware.failures`). A user's
+own transport can raise its own exceptions with those attributes and get the same treatment; exceptions of
+other libraries are mapped by :func:`penguiflow.middleware.failures.register_classifier`.
 
 Messages never contain secrets: transports build them from the tool name, the status and the server's short
 reason, never from headers, tokens or the connection's environment.
@@ -68,9 +70,17 @@ class DeadlineExceededError(ToolError, TimeoutError):
 
 
 class ToolConnectionError(ToolError, ConnectionError):
-    """The tool source could not be reached, or the connection broke while a call was in flight."""
+    """The tool source could not be reached, or the connection broke while a call was in flight.
+
+    ``request_sent`` is ``False`` only when the request certainly never left (connection refused, name not
+    resolved, connect timed out): re-sending it then cannot run it twice, even when it is not idempotent.
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, tool: str | None = None, request_sent: bool = True) -> None:
+        super().__init__(message, tool=tool)
+        self.request_sent = request_sent
 
 
 class ToolStatusError(ToolError):

@@ -12,6 +12,7 @@ Retry is outside the limits on purpose: a call sleeping in back-off holds no slo
 from penguiflow.middleware.call import Call, CallNext, Handler, LatencyCallback, Middleware
 from penguiflow.middleware.concurrency import CallerLimits, ConcurrencyLimit
 from penguiflow.middleware.events import EVENT_TYPES, FlowEvent, FlowEventLogger, log_flow_events
+from penguiflow.middleware.failures import Failure, classify, register_classifier
 from penguiflow.middleware.retry import Retry, RetryPolicy, parse_retry_after
 from penguiflow.middleware.stack import Stack, Wrapped, wrap
 from penguiflow.middleware.timeout import Timeout
@@ -22,6 +23,7 @@ __all__ = [
     "CallNext",
     "CallerLimits",
     "ConcurrencyLimit",
+    "Failure",
     "FlowEvent",
     "FlowEventLogger",
     "Handler",
@@ -32,7 +34,9 @@ __all__ = [
     "Stack",
     "Timeout",
     "Wrapped",
+    "classify",
     "log_flow_events",
     "parse_retry_after",
+    "register_classifier",
     "wrap",
 ]

@@ -31,7 +31,10 @@ class Call:
     retry layer. ``context`` is a scratch dict that layers may use to share state for this call. ``limits`` are
     extra limiters the *caller* imposes (the planner's Level 1 and 2), acquired by :class:`CallerLimits`;
     ``layers`` are the caller's own layers (``ReactPlanner(middleware=...)``), run outside the tool source's
-    layers, inside the call's span.
+    layers, inside the call's span. ``idempotent`` says whether running the call twice is harmless: ``True``
+    (a read, a PUT, an MCP tool annotated ``idempotentHint``), ``False`` (a POST, a tool that creates
+    something) or ``None`` (unknown: a function you wrapped yourself); :class:`~penguiflow.middleware.Retry`
+    re-sends a ``False`` call only after a failure proving the source did not process it.
     """
 
     tool: str
@@ -42,6 +45,7 @@ class Call:
     context: dict[str, Any] = field(default_factory=dict)
     limits: tuple[ConcurrencyLimit, ...] = ()
     layers: tuple[Middleware, ...] = ()
+    idempotent: bool | None = None
     # Receivers of the FlowEvents the layers emit for this call; log_flow_events subscribes here.
     listeners: list[Callable[[FlowEvent], None]] | None = None
 

@@ -2,17 +2,28 @@
 
 The first attempt runs without tenacity (no set-up cost for the common case). Only when it fails retryably is a
 ``tenacity.AsyncRetrying`` built; it is handed that first outcome, so its attempt numbers, waits and stop
-conditions are the call's own. What is retryable is read from the exception, never from a transport: a timeout,
-a connection error, an exception whose ``status_code`` is in ``retry_on_status`` or one marked
-``retryable = True``. A server's ``retry_after`` replaces the back-off (capped by ``max_retry_after_s``).
-``deadline_s`` bounds all attempts and waits together: a wait that would end past it is not slept — the call
-fails at once with the last error. Cancellation is never retried.
+conditions are the call's own. What a failure is comes from :func:`~penguiflow.middleware.failures.classify`,
+never from a transport: a status in ``retry_on_status``, a timeout, a connection failure, or an error marked
+``retryable = True``.
+
+**Re-sending is safe only for idempotent calls.** A call with ``Call.idempotent is False`` (a POST, an MCP tool
+not annotated read-only or idempotent) is re-sent only after a failure proving the source did not process it:
+a connection that never carried the request (``request_sent=False``) or a status in
+:data:`~penguiflow.middleware.failures.NOT_PROCESSED_STATUSES` (408, 425, 429, 503). After a timeout, a lost
+connection or a 500/502/504 it may already have run, so it is not re-sent unless the policy says
+``retry_non_idempotent=True``. ``idempotent=None`` (unknown: a function you wrapped) follows the policy alone.
+
+A server's ``retry_after`` replaces the exponential back-off, but never waits less than
+``wait_exponential_min_s`` (``Retry-After: 0`` must not turn retries into a busy loop) and is jittered like any
+back-off, within ``max_retry_after_s``. ``deadline_s`` bounds all attempts and waits together: a wait that would
+end past it is not slept — the call fails at once with the last error. Cancellation is never retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -28,7 +39,10 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 from penguiflow.errors import DeadlineExceededError
 from penguiflow.middleware.call import Call, CallNext, LatencyCallback
 from penguiflow.middleware.events import NODE_RETRY, emit
+from penguiflow.middleware.failures import Failure, classify
 from penguiflow.telemetry import instruments, names
+
+_log = logging.getLogger(__name__)
 
 
 class RetryPolicy(BaseModel):
@@ -54,9 +68,17 @@ class RetryPolicy(BaseModel):
     )
     retry_on_timeout: bool = Field(True, description="Retry attempts that timed out.")
     retry_on_connection_error: bool = Field(True, description="Retry failures to reach the source.")
+    retry_non_idempotent: bool = Field(
+        False,
+        description="Also re-send calls that may not be idempotent (Call.idempotent False) after a timeout, a "
+        "lost connection or a status that does not prove the request was not processed: they may run twice.",
+    )
     deadline_s: float | None = Field(None, gt=0, description="Bound on all attempts and waits together.")
     max_retry_after_s: float = Field(
-        120.0, gt=0, description="Cap on a server's Retry-After that is honoured."
+        120.0,
+        gt=0,
+        description="Cap on a server's Retry-After that is honoured. A Retry-After never waits less than "
+        "wait_exponential_min_s, and is jittered like any back-off.",
     )
 
     @field_validator("retry_on_status")
@@ -128,19 +150,40 @@ class Retry:
             max=self.policy.wait_exponential_max_s,
         )
 
-    def is_retryable(self, exc: BaseException) -> bool:
+    def is_retryable(self, exc: BaseException, call: Call | None = None) -> bool:
+        """Whether ``exc`` deserves another attempt of ``call`` (see the module docstring for the rule).
+
+        A ``retry_if`` given to the layer decides alone; if it raises, that is logged and means "do not
+        retry", and the original error is what the caller sees.
+        """
         if not isinstance(exc, Exception):  # CancelledError, KeyboardInterrupt …
             return False
         if self.retry_if is not None:
-            return self.retry_if(exc)
-        status = getattr(exc, "status_code", None)
-        if isinstance(status, int):
-            return status in self._statuses
-        if isinstance(exc, TimeoutError):
+            try:
+                return bool(self.retry_if(exc))
+            except Exception as error:
+                _log.warning(
+                    "retry_if raised %s on %s; not retrying",
+                    type(error).__qualname__,
+                    type(exc).__qualname__,
+                    extra={"tool": call.tool if call is not None else None},
+                )
+                return False
+        failure = classify(exc)
+        if not self._retryable_kind(failure):
+            return False
+        if call is None or call.idempotent is not False or self.policy.retry_non_idempotent:
+            return True
+        return failure.not_processed
+
+    def _retryable_kind(self, failure: Failure) -> bool:
+        if failure.kind == "status":
+            return failure.status_code in self._statuses
+        if failure.kind == "timeout":
             return self.policy.retry_on_timeout
-        if isinstance(exc, ConnectionError):
+        if failure.kind == "connection":
             return self.policy.retry_on_connection_error
-        return getattr(exc, "retryable", False) is True
+        return failure.retryable is True
 
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
         deadline_s = self.policy.deadline_s
@@ -162,7 +205,7 @@ class Retry:
         try:
             return await call_next(call)
         except Exception as exc:
-            if self.policy.max_attempts == 1 or not self.is_retryable(exc):
+            if self.policy.max_attempts == 1 or not self.is_retryable(exc, call):
                 raise
             first = exc
         return await self._retry(call, call_next, first, start, deadline)
@@ -225,7 +268,7 @@ class Retry:
         retrying = AsyncRetrying(
             stop=stop,
             wait=self._wait,
-            retry=retry_if_exception(self.is_retryable),
+            retry=retry_if_exception(lambda exc: self.is_retryable(exc, call)),
             before_sleep=before_sleep,
             sleep=self._sleep,
             reraise=True,
@@ -234,14 +277,22 @@ class Retry:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, int | float) and retry_after >= 0:
-            return min(float(retry_after), self.policy.max_retry_after_s)
+        policy = self.policy
+        retry_after = classify(exc).retry_after if exc is not None else None
+        if retry_after is not None:
+            # The server's word, but never below the policy's minimum (``Retry-After: 0`` or a date in the
+            # past would make every attempt immediate), plus jitter so that clients told the same moment do
+            # not all come back at once: up to ``jitter`` × the wait, that share never more than the policy's
+            # longest back-off (a 60 s Retry-After is spread over seconds, not made 90 s).
+            cap = max(policy.max_retry_after_s, policy.wait_exponential_min_s)
+            base = min(max(retry_after, policy.wait_exponential_min_s), cap)
+            spread = policy.jitter * random.random() * min(base, policy.wait_exponential_max_s)
+            return min(base + spread, cap)
         backoff: float = self._backoff(state)
         # Jitter spreads upwards and is capped, so every wait stays within [min, max] as the policy says
         # (cutting downwards would make the first wait shorter than wait_exponential_min_s).
-        jittered = backoff * (1.0 + self.policy.jitter * random.random())
-        return min(jittered, self.policy.wait_exponential_max_s)
+        jittered = backoff * (1.0 + policy.jitter * random.random())
+        return min(jittered, policy.wait_exponential_max_s)
 
     async def _attempt_in_span(self, tracer: trace.Tracer, call: Call, call_next: CallNext) -> Any:
         span = tracer.start_span(

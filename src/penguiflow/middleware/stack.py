@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from penguiflow.errors import LimiterRejectedError
 from penguiflow.middleware.call import Call, CallNext, Handler, Middleware
+from penguiflow.middleware.failures import classify
 from penguiflow.telemetry import instruments, names
 
 
@@ -41,9 +42,8 @@ def outcome_of(exc: BaseException) -> names.Outcome:
         return "cancelled"
     if isinstance(exc, LimiterRejectedError):
         return "rejected"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    return "error"
+    # classify, not isinstance(TimeoutError): a client library's own timeout (httpx.ReadTimeout) is one too.
+    return "timeout" if classify(exc).kind == "timeout" else "error"
 
 
 class Stack:
@@ -148,10 +148,16 @@ class Wrapped:
     """What :func:`wrap` returns: an async callable with the wrapped function's signature, run through layers."""
 
     def __init__(
-        self, fn: Callable[..., Any], layers: Sequence[Middleware], name: str, source: str | None
+        self,
+        fn: Callable[..., Any],
+        layers: Sequence[Middleware],
+        name: str,
+        source: str | None,
+        idempotent: bool | None = None,
     ) -> None:
         self.name = name
         self.source = source
+        self.idempotent = idempotent
         self.stack = Stack(function_handler(fn), layers)
         self._signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
@@ -163,16 +169,23 @@ class Wrapped:
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if args:
             kwargs = self._signature.bind(*args, **kwargs).arguments
-        return await self.stack(Call(self.name, kwargs, source=self.source))
+        return await self.stack(Call(self.name, kwargs, source=self.source, idempotent=self.idempotent))
 
 
 def wrap(
-    fn: Callable[..., Any], *layers: Middleware, name: str | None = None, source: str | None = None
+    fn: Callable[..., Any],
+    *layers: Middleware,
+    name: str | None = None,
+    source: str | None = None,
+    idempotent: bool | None = None,
 ) -> Wrapped:
     """Run ``fn`` through ``layers``, the first one outermost: how a user puts an existing tool behind a stack.
+
+    ``idempotent=False`` tells ``Retry`` that ``fn`` must not run twice: it is then re-sent only after a failure
+    proving it did not run (see :mod:`penguiflow.middleware.retry`).
 
     >>> fetch = wrap(fetch_page, log_flow_events(), Retry(RetryPolicy()), ConcurrencyLimit(5, name="web"),
     ...              Timeout(10), name="web.fetch")
     >>> await fetch("https://example.org")
     """
-    return Wrapped(fn, layers, name or str(getattr(fn, "__qualname__", repr(fn))), source)
+    return Wrapped(fn, layers, name or str(getattr(fn, "__qualname__", repr(fn))), source, idempotent)

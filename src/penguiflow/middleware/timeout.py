@@ -1,8 +1,16 @@
-"""``Timeout``: bounds one attempt of a call. Put it inside the limit, so that queueing does not count."""
+"""``Timeout``: bounds one attempt of a call. Put it inside the limit, so that queueing does not count.
+
+A timeout works by cancelling the attempt's task, so it cannot stop a tool that does not let it: one that
+catches and ignores ``CancelledError``, or one that blocks the event loop (a synchronous sleep, CPU-bound work in
+an ``async def``; a sync function run by ``@tool``/``wrap`` goes to a thread, which cannot be stopped either, but
+its slot is released at the timeout). Such a call holds its slot until the tool finally returns; the layer then
+logs a WARNING (logger ``penguiflow.middleware.timeout``) saying how long it overran, so the culprit can be found.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from opentelemetry import trace
@@ -12,6 +20,10 @@ from penguiflow.middleware.call import Call, CallNext, LatencyCallback
 from penguiflow.middleware.events import NODE_TIMEOUT, emit
 from penguiflow.middleware.validation import check_seconds
 from penguiflow.telemetry import instruments, names
+
+_log = logging.getLogger(__name__)
+# Finishing just as the timer falls due is a race, not a blocked loop: only a clear overrun is reported.
+_BLOCKED_MARGIN_S = 0.1
 
 
 class Timeout:
@@ -49,6 +61,22 @@ class Timeout:
             handle.cancel()
             if expiry.fired:  # the tool swallowed our cancellation: withdraw it all the same
                 task.uncancel()
+                self._overran(call, loop.time() - start, "ignored the cancellation of its timeout")
+            elif loop.time() - start > self.seconds + _BLOCKED_MARGIN_S:
+                # Our timer was due long ago but could not fire: something held the loop, likely this tool.
+                self._overran(
+                    call, loop.time() - start, "returned late: the event loop was blocked (by this tool?)"
+                )
+
+    def _overran(self, call: Call, elapsed: float, how: str) -> None:
+        _log.warning(
+            "%s %s: it ran %.3fs against a timeout of %gs and held its slot until it returned",
+            call.tool,
+            how,
+            elapsed,
+            self.seconds,
+            extra={"tool": call.tool, "timeout_s": self.seconds, "elapsed_s": round(elapsed, 3)},
+        )
 
     def _report(self, call: Call, latency_ms: float) -> None:
         telemetry = instruments.current()

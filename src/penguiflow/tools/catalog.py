@@ -19,13 +19,16 @@ if TYPE_CHECKING:
 class ToolEntry:
     """One tool in a catalog. ``name`` is unique in the catalog (``github.create_issue``, ``local.summarize``);
     ``source`` is the tool source's name, ``None`` for a native tool (which has no per-source limit).
-    ``stack`` runs a call of this tool through its source's layers."""
+    ``stack`` runs a call of this tool through its source's layers. ``idempotent`` (see
+    :attr:`Call.idempotent <penguiflow.middleware.Call.idempotent>`) goes on every call of the tool: whether
+    ``Retry`` may re-send it after a failure that does not prove it did not run."""
 
     name: str
     description: str
     input_schema: dict[str, Any]
     source: str | None
     stack: Stack = field(repr=False)
+    idempotent: bool | None = field(default=None, kw_only=True)
 
     async def invoke(
         self,
@@ -52,5 +55,6 @@ class ToolEntry:
             call_id=call_id or new_call_id(),
             limits=limits,
             layers=layers,
+            idempotent=self.idempotent,
         )
         return await self.stack(call)

@@ -79,9 +79,10 @@ def make_tool(
     description: str | None = None,
     timeout_s: float = 30.0,
     layers: Sequence[Middleware] | None = None,
+    idempotent: bool | None = None,
 ) -> NativeTool[P, R]:
     """The :class:`NativeTool` for ``fn``; ``layers`` replaces the default ``log_flow_events → CallerLimits →
-    Timeout(timeout_s)``."""
+    Timeout(timeout_s)``. ``idempotent`` tells a ``Retry`` layer whether re-sending a call is safe."""
     if not callable(fn):
         raise ConfigurationError("fn", f"must be a function, got {type(fn).__name__}")
     tool_name = check_name(name if name is not None else getattr(fn, "__name__", None), "name")
@@ -102,7 +103,14 @@ def make_tool(
         fn=fn,
         args_model=model,
         timeout_s=seconds,
+        idempotent=_check_idempotent(idempotent),
     )
+
+
+def _check_idempotent(value: object) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ConfigurationError("idempotent", f"must be True, False or None, got {type(value).__name__}")
+    return value
 
 
 @overload
@@ -116,6 +124,7 @@ def tool(
     description: str | None = None,
     timeout_s: float = 30.0,
     layers: Sequence[Middleware] | None = None,
+    idempotent: bool | None = None,
 ) -> Callable[[Callable[P, R]], NativeTool[P, R]]: ...
 
 
@@ -127,6 +136,7 @@ def tool(
     description: str | None = None,
     timeout_s: float = 30.0,
     layers: Sequence[Middleware] | None = None,
+    idempotent: bool | None = None,
 ) -> NativeTool[P, R] | Callable[[Callable[P, R]], NativeTool[P, R]]:
     """Turn an async or sync function into a catalog entry: ``@tool`` or ``@tool(name="local.summarize")``.
 
@@ -137,10 +147,17 @@ def tool(
     >>> await summarize.invoke({"text": "..."})      # through the stack: validated, traced, timed
     >>> await summarize("...")                        # the plain function
     """
+    options: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "timeout_s": timeout_s,
+        "layers": layers,
+        "idempotent": idempotent,
+    }
     if fn is not None:
-        return make_tool(fn, name=name, description=description, timeout_s=timeout_s, layers=layers)
+        return make_tool(fn, **options)
 
     def decorate(function: Callable[P, R]) -> NativeTool[P, R]:
-        return make_tool(function, name=name, description=description, timeout_s=timeout_s, layers=layers)
+        return make_tool(function, **options)
 
     return decorate

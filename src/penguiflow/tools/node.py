@@ -233,7 +233,9 @@ class ToolNode:
                 continue
             name = f"{self.name}.{spec.name}"
             self.registry.register(name, spec.input_schema)
-            entries[name] = ToolEntry(name, spec.description, spec.input_schema, self.name, self._stack)
+            entries[name] = ToolEntry(
+                name, spec.description, spec.input_schema, self.name, self._stack, idempotent=spec.idempotent
+            )
         for stale in set(self._entries) - set(entries):
             self.registry.unregister(stale)
         self._entries = entries

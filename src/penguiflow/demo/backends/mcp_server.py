@@ -30,10 +30,15 @@ from typing import Any
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
+from mcp.types import ToolAnnotations
 
 __all__ = ["DEFAULT_DELAY_S", "ServerStats", "build_server", "command", "main"]
 
 DEFAULT_DELAY_S = 0.05
+# What the tools declare about re-running them, as a real server would: the client re-sends a call whose fate
+# is unknown (a timeout, a lost connection) only for these; create_issue, declaring nothing, is never re-sent.
+READ_ONLY = ToolAnnotations(readOnlyHint=True)
+IDEMPOTENT = ToolAnnotations(idempotentHint=True)
 _log = logging.getLogger("penguiflow.demo.mcp_server")
 
 
@@ -102,42 +107,42 @@ def build_server(
             "state": "open",
         }
 
-    @server.tool
+    @server.tool(annotations=READ_ONLY)
     async def list_repos(org: str, limit: int = 5) -> list[dict[str, Any]]:
         """The repositories of organisation ``org``."""
         await stats.run("list_repos", delay_s)
         return [{"full_name": f"{org}/repo-{i}", "stars": 10 * i} for i in range(max(0, min(limit, 50)))]
 
-    @server.tool
+    @server.tool(annotations=READ_ONLY)
     async def get_user(username: str) -> dict[str, Any]:
         """The public profile of ``username``."""
         await stats.run("get_user", delay_s)
         return {"login": username, "name": username.title(), "public_repos": len(username)}
 
-    @server.tool
+    @server.tool(annotations=READ_ONLY)
     async def search_code(query: str, limit: int = 3) -> list[dict[str, Any]]:
         """Code search: files matching ``query``."""
         await stats.run("search_code", delay_s)
         return [{"path": f"src/{query}_{i}.py", "line": i + 1} for i in range(max(0, min(limit, 50)))]
 
-    @server.tool
+    @server.tool(annotations=READ_ONLY)
     async def slow(seconds: float = 1.0) -> str:
         """Sleep ``seconds`` (at most 60), then answer."""
         await stats.run("slow", min(max(seconds, 0.0), 60.0))
         return f"slept {seconds:g}s"
 
-    @server.tool
+    @server.tool(annotations=READ_ONLY)
     async def fail(message: str = "boom") -> str:
         """Always fails with ``message`` (an MCP result with isError)."""
         await stats.run("fail", 0.0)
         raise ToolError(message)
 
-    @server.tool(name="stats")
+    @server.tool(name="stats", annotations=READ_ONLY)
     def stats_tool() -> dict[str, Any]:
         """Server-side tool executions: current and peak concurrency, calls per tool, and the server's pid."""
         return stats.snapshot()
 
-    @server.tool
+    @server.tool(annotations=IDEMPOTENT)
     def reset_stats() -> dict[str, Any]:
         """Zero the peak and the counters (the current count is kept: calls may be running)."""
         current = stats.current

@@ -7,6 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+"""RFC 9110 §9.2.2: HTTP methods whose repetition has the effect of one request (POST and PATCH are not)."""
+
 MAX_DETAIL: Final = 200
 """How much of a server's own words (an error body, an error message) goes into one of our error messages."""
 
@@ -38,11 +41,17 @@ def safe_cause(exc: BaseException, redact: Callable[[str], str]) -> BaseExceptio
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """A tool as its source describes it: source-local ``name``, description and JSON schema of its arguments."""
+    """A tool as its source describes it: source-local ``name``, description and JSON schema of its arguments.
+
+    ``idempotent``: whether running a call twice is harmless, as the source tells (an HTTP method, an MCP
+    tool's ``readOnlyHint``/``idempotentHint``); ``False`` when it does not say. It decides whether ``Retry``
+    may re-send a call whose fate is unknown (a timeout, a lost connection).
+    """
 
     name: str
     description: str = ""
     input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    idempotent: bool | None = None
 
 
 class Transport(Protocol):

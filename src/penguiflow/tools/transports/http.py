@@ -40,7 +40,7 @@ from penguiflow.errors import (
 from penguiflow.middleware.retry import parse_retry_after
 from penguiflow.telemetry import names
 from penguiflow.tools.config import ExternalToolConfig
-from penguiflow.tools.transports.base import ToolSpec, shorten
+from penguiflow.tools.transports.base import IDEMPOTENT_METHODS, ToolSpec, shorten
 
 __all__ = ["MAX_DOCUMENT_BYTES", "HttpTransport", "OpenAPIError", "Operation", "parse_openapi"]
 
@@ -281,7 +281,12 @@ class _Reader:
             raise self.error(name, f"invalid argument schema ({exc.message})") from None
         description = raw.get("summary") or raw.get("description") or ""
         return Operation(
-            spec=ToolSpec(name=name, description=str(description), input_schema=input_schema),
+            spec=ToolSpec(
+                name=name,
+                description=str(description),
+                input_schema=input_schema,
+                idempotent=method.upper() in IDEMPOTENT_METHODS,
+            ),
             method=method.upper(),
             path=path,
             path_params=tuple(path_params),
@@ -436,7 +441,13 @@ class HttpTransport:
         try:
             response = await client.send(request)
         except httpx.ConnectTimeout:
-            raise ToolConnectionError(f"{qualified}: connecting timed out", tool=qualified) from None
+            raise ToolConnectionError(
+                f"{qualified}: connecting timed out", tool=qualified, request_sent=False
+            ) from None
+        except httpx.ConnectError:  # no connection, so the request never left: safe to re-send any request
+            raise ToolConnectionError(
+                f"{qualified}: request failed (ConnectError)", tool=qualified, request_sent=False
+            ) from None
         except httpx.TimeoutException:
             raise ToolTimeoutError(qualified, self.backstop_s) from None
         except httpx.HTTPError as exc:

@@ -224,6 +224,7 @@ class McpTransport:
                 tool.name,
                 tool.description or "",
                 dict(tool.input_schema) if tool.input_schema else {"type": "object", "properties": {}},
+                idempotent=_idempotent(tool),
             )
             for tool in tools
         ]
@@ -326,3 +327,12 @@ def server_stderr() -> TextIO | Path:
             continue
         return stream
     return Path(os.devnull)
+
+
+def _idempotent(tool: Tool) -> bool:
+    """What the server says of re-running the tool: safe if it is read-only or idempotent. The MCP defaults
+    of both hints are false, so a tool without annotations is taken as not safe to re-send."""
+    annotations = tool.annotations
+    if annotations is None:
+        return False
+    return annotations.read_only_hint is True or annotations.idempotent_hint is True

@@ -26,7 +26,7 @@ from penguiflow.errors import (
 )
 from penguiflow.middleware.retry import parse_retry_after
 from penguiflow.tools.config import ExternalToolConfig
-from penguiflow.tools.transports.base import ToolSpec, safe_cause, shorten
+from penguiflow.tools.transports.base import IDEMPOTENT_METHODS, ToolSpec, safe_cause, shorten
 
 if TYPE_CHECKING:
     from utcp.utcp_client import UtcpClient
@@ -85,6 +85,7 @@ class UtcpTransport:
                 tool.name.removeprefix(prefix),
                 tool.description or "",
                 {"type": "object", **tool.inputs.model_dump(mode="json", by_alias=True, exclude_none=True)},
+                idempotent=_idempotent(tool),
             )
             for tool in tools
         ]
@@ -197,3 +198,9 @@ class UtcpTransport:
         if isinstance(exc, ValueError) and str(exc).startswith("Tool not found"):
             return ToolNotFoundError(f"{name}: not in the UTCP manual", tool=name)
         return ToolExecutionError(f"{name}: {type(exc).__name__}: {self._redact(str(exc))}", tool=name)
+
+
+def _idempotent(tool: Any) -> bool:
+    """From the tool's HTTP method, when its call template has one; not safe to re-send otherwise."""
+    method = getattr(tool.tool_call_template, "http_method", None)
+    return isinstance(method, str) and method.upper() in IDEMPOTENT_METHODS
