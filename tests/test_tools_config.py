@@ -36,7 +36,7 @@ def test_defaults_are_the_guides() -> None:
 
 def test_enums_accept_their_strings() -> None:
     assert [t.value for t in TransportType] == ["mcp", "http", "utcp"]
-    assert [a.value for a in AuthType] == ["none", "api_key", "bearer"]
+    assert [a.value for a in AuthType] == ["none", "api_key", "bearer", "basic"]
     c = config(transport="http", auth_type="bearer", auth_config={"token": "t0ken"})
     assert c.transport is TransportType.HTTP and c.auth_type is AuthType.BEARER
 
@@ -80,7 +80,7 @@ def test_bad_values_fail_at_construction_naming_the_field(overrides: dict[str, A
         ),
         ({"transport": TransportType.UTCP, "connection": 42}, "connection: the utcp transport needs a URL"),
         ({"auth_type": AuthType.BEARER}, "auth_config: auth_type 'bearer' needs token"),
-        ({"auth_type": AuthType.API_KEY, "auth_config": {"value": "k"}}, "needs header, value"),
+        ({"auth_type": AuthType.API_KEY, "auth_config": {"header": "X-Key"}}, "needs header, value or value"),
         ({"auth_config": {"token": "t"}}, "auth_config: auth_type 'none' needs no keys"),
     ],
 )

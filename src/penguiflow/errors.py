@@ -106,6 +106,31 @@ class ToolClientError(ToolStatusError):
     """The source refused the request (4xx other than 429): retrying the same request will not help."""
 
 
+class ToolRedirectError(ToolStatusError):
+    """The source redirected a request that is not followed (a POST, PUT, PATCH or DELETE, or more than 5
+    redirects in a row): ``status_code`` and ``location`` (the ``Location`` it gave) say where it wanted to go."""
+
+    retryable = False
+
+    def __init__(
+        self, message: str, *, status_code: int, location: str | None, tool: str | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code, tool=tool)
+        self.location = location
+
+
+class ToolResponseTooLargeError(ToolError):
+    """A response (a result, an error body, an OpenAPI document) was longer than the source's
+    ``max_response_bytes``, counted decoded; the rest was never read and the connection was dropped. Not retried:
+    the same request would get the same answer."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, limit: int, tool: str | None = None) -> None:
+        super().__init__(message, tool=tool)
+        self.limit = limit
+
+
 class ToolValidationError(ToolError):
     """The arguments do not match the tool's schema; raised before any network call."""
 

@@ -8,6 +8,7 @@ may be sensitive.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -23,12 +24,31 @@ __all__ = ["ModelRegistry"]
 
 
 class _Entry:
-    __slots__ = ("model", "schema", "validator")
+    __slots__ = ("checked", "model", "schema", "validator")
 
-    def __init__(self, schema: dict[str, Any], model: type[BaseModel] | None) -> None:
+    def __init__(
+        self, schema: dict[str, Any], model: type[BaseModel] | None, *, checked: bool = True
+    ) -> None:
         self.schema = schema
         self.model = model
         self.validator = None if model is not None else Draft202012Validator(schema)
+        self.checked = checked
+
+    def check(self, name: str) -> None:
+        """The meta-schema check of a deferred registration (once); a bad schema fails the tool's calls."""
+        if self.checked:
+            return
+        try:
+            Draft202012Validator.check_schema(self.schema)
+        except SchemaError as exc:
+            raise ToolValidationError(
+                f"{name}: the tool's argument schema is not a valid JSON schema ({exc.message})", tool=name
+            ) from None
+        except RecursionError:
+            raise ToolValidationError(
+                f"{name}: the tool's argument schema is nested too deeply", tool=name
+            ) from None
+        self.checked = True
 
 
 class ModelRegistry:
@@ -37,8 +57,15 @@ class ModelRegistry:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
 
-    def register(self, name: str, schema: Mapping[str, Any] | type[BaseModel]) -> None:
-        """Register ``name``'s arguments: a JSON schema (object) or a pydantic model class."""
+    def register(
+        self, name: str, schema: Mapping[str, Any] | type[BaseModel], *, defer_check: bool = False
+    ) -> None:
+        """Register ``name``'s arguments: a JSON schema (object) or a pydantic model class.
+
+        A JSON schema is checked against the JSON Schema meta-schema now (``ConfigurationError``), or, with
+        ``defer_check``, once before the tool's first validation (:meth:`prepare`, off the event loop): a source
+        with a thousand tools must not pay a thousand meta-schema checks — seconds — at connect. A deferred
+        schema that fails its check fails that tool's calls with ``ToolValidationError``."""
         if not isinstance(name, str) or not name:
             raise ConfigurationError("name", f"must be a non-empty string, got {name!r}")
         if isinstance(schema, type) and issubclass(schema, BaseModel):
@@ -47,6 +74,9 @@ class ModelRegistry:
         if not isinstance(schema, Mapping):
             raise ConfigurationError("schema", f"{name}: must be a JSON schema or a pydantic model class")
         document = dict(schema)
+        if defer_check:
+            self._entries[name] = _Entry(document, None, checked=False)
+            return
         try:
             Draft202012Validator.check_schema(document)
         except SchemaError as exc:
@@ -61,6 +91,12 @@ class ModelRegistry:
         """The pydantic model ``name`` was registered with, if any."""
         return self._entry(name).model
 
+    async def prepare(self, name: str) -> None:
+        """Run a deferred schema check of ``name`` in a worker thread (a large schema takes tens of ms)."""
+        entry = self._entries.get(name)
+        if entry is not None and not entry.checked:
+            await asyncio.to_thread(entry.check, name)
+
     def validate(self, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``arguments`` against ``name``'s schema and return the arguments to call with.
 
@@ -74,6 +110,7 @@ class ModelRegistry:
                 raise ToolValidationError(_pydantic_message(name, exc), tool=name) from None
             return {field: getattr(validated, field) for field in type(validated).model_fields}
         assert entry.validator is not None
+        entry.check(name)
         error = _first_error(entry.validator, arguments)
         if error is not None:
             raise ToolValidationError(_schema_message(name, error), tool=name)

@@ -39,6 +39,7 @@ from penguiflow.errors import (
     ToolError,
     ToolExecutionError,
     ToolNotFoundError,
+    ToolResponseTooLargeError,
     ToolServerError,
     ToolTimeoutError,
     ToolValidationError,
@@ -56,7 +57,6 @@ from penguiflow.planner import (
     parse_hints,
 )
 from penguiflow.tools import ExternalToolConfig, ToolEntry, ToolNode, TransportType, tool
-from penguiflow.tools.transports import http as http_transport
 from penguiflow.tools.transports import mcp as mcp_transport
 from penguiflow.tools.transports.http import OpenAPIError
 from tests.reliability import garbage_mcp_server as garbage
@@ -616,17 +616,14 @@ async def test_unreachable_openapi_server_is_a_connection_error() -> None:
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "read-until-close"])
-async def test_a_document_over_the_size_cap_is_refused_without_reading_it_all(
-    monkeypatch: pytest.MonkeyPatch, declared: bool
-) -> None:
-    monkeypatch.setattr(http_transport, "MAX_DOCUMENT_BYTES", 256 * 1024)
+async def test_a_document_over_the_size_cap_is_refused_without_reading_it_all(declared: bool) -> None:
     filler = {f"/p{i}": {"get": {"operationId": f"op{i}", "summary": "x" * 100}} for i in range(4000)}
     route = Route(_doc(filler), length=declared)
     assert len(route.payload()) > 256 * 1024
     with ScriptedHttpServer({"/openapi.json": route}) as server:
-        node = ToolNode(http_config(server.url))
+        node = ToolNode(http_config(server.url, max_response_bytes=256 * 1024))
         async with asyncio.timeout(BOUND_S):
-            with pytest.raises(OpenAPIError, match="larger than 262144 bytes"):
+            with pytest.raises(ToolResponseTooLargeError, match="larger than max_response_bytes=262144"):
                 await node.connect()
 
 

@@ -8,6 +8,7 @@ values are held as :class:`pydantic.SecretStr`, so neither ``repr()``, ``str()``
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import math
@@ -16,18 +17,37 @@ import re
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, Final, Self
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from penguiflow.errors import ConfigurationError
 from penguiflow.middleware.retry import RetryPolicy
 
-__all__ = ["REDACTED", "AuthType", "ExternalToolConfig", "RetryPolicy", "TransportType", "expand_vars"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "REDACTED",
+    "AuthType",
+    "ExternalToolConfig",
+    "RetryPolicy",
+    "TransportType",
+    "expand_vars",
+    "split_userinfo",
+]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MIN_SECRET: Final = 4
 REDACTED: Final = "***"
+DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
+"""The default of :attr:`ExternalToolConfig.max_response_bytes` (16 MiB)."""
 
 
 class TransportType(StrEnum):
@@ -42,15 +62,45 @@ class AuthType(StrEnum):
     """How requests to the source authenticate; the credentials live in ``auth_config``."""
 
     NONE = "none"
-    API_KEY = "api_key"  # auth_config: {"header": "X-API-Key", "value": "${KEY}"}
+    # auth_config: {"header": "X-API-Key", "value": "${KEY}"}; over HTTP {"value": ...} alone places the key
+    # where the OpenAPI document's apiKey security scheme says (a header, the query or a cookie).
+    API_KEY = "api_key"
     BEARER = "bearer"  # auth_config: {"token": "${GITHUB_TOKEN}"}
+    BASIC = "basic"  # auth_config: {"username": "${STRIPE_KEY}", "password": ""}
 
 
-_AUTH_KEYS: dict[AuthType, frozenset[str]] = {
-    AuthType.NONE: frozenset(),
-    AuthType.API_KEY: frozenset({"header", "value"}),
-    AuthType.BEARER: frozenset({"token"}),
+_AUTH_KEYS: dict[AuthType, tuple[frozenset[str], ...]] = {
+    AuthType.NONE: (frozenset(),),
+    AuthType.API_KEY: (frozenset({"header", "value"}), frozenset({"value"})),
+    AuthType.BEARER: (frozenset({"token"}),),
+    AuthType.BASIC: (frozenset({"username", "password"}),),
 }
+
+
+def split_userinfo(url: str) -> tuple[str, str | None, str | None]:
+    """``(url without its userinfo, user, password)`` of an ``http://alice:pw@host/...`` URL (decoded)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None, None
+    if "@" not in parts.netloc:
+        return url, None, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return clean, unquote(user), unquote(password) if colon else None
+
+
+def _masked_url(value: Any) -> Any:
+    """``value`` with the password of its userinfo replaced by ``***`` (for repr and dumps)."""
+    if not isinstance(value, str):
+        return value
+    clean, user, password = split_userinfo(value)
+    if user is None and password is None:
+        return value
+    parts = urlsplit(clean)
+    netloc = f"{quote(user or '', safe='')}:{REDACTED}@{parts.netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def expand_vars(value: str, field: str, environ: dict[str, str] | None = None) -> str:
@@ -94,6 +144,22 @@ class ExternalToolConfig(BaseModel):
     tool_filter: list[str] | None = None
     openapi_url: str | None = None
     max_queue: int | None = Field(None, ge=0, strict=True)
+    max_response_bytes: int = Field(DEFAULT_MAX_RESPONSE_BYTES, ge=1, strict=True)
+    """The most bytes one response from the source may have, counted *decoded* (a gzip bomb stops early);
+    more is a :class:`~penguiflow.errors.ToolResponseTooLargeError`, not retried, and the connection is
+    dropped. Also bounds the OpenAPI document, whatever its status."""
+    idempotency_key: str | None = Field(None, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=64)
+    """HTTP: the name of a header the API reads as an idempotency key (Stripe: ``Idempotency-Key``). When
+    set, every POST and PATCH carries one (the caller's, or a fresh one per call, the same for all its
+    retries), which makes them safe to re-send: their tools are then idempotent."""
+
+    @field_serializer("connection", "openapi_url")
+    def _mask_userinfo(self, value: Any) -> Any:
+        return _masked_url(value)
+
+    def __repr_args__(self) -> Any:
+        for key, value in super().__repr_args__():
+            yield key, _masked_url(value) if key in ("connection", "openapi_url") else value
 
     @field_validator("timeout_s", mode="before")
     @classmethod
@@ -138,8 +204,8 @@ class ExternalToolConfig(BaseModel):
             raise ValueError("connection: the http transport needs an http(s):// base URL")
         expected = _AUTH_KEYS[self.auth_type]
         given = set(self.auth_config)
-        if given != expected:
-            wanted = ", ".join(sorted(expected)) or "no keys"
+        if given not in expected:
+            wanted = " or ".join(", ".join(sorted(keys)) or "no keys" for keys in expected)
             raise ValueError(
                 f"auth_config: auth_type {self.auth_type.value!r} needs {wanted}; got keys {sorted(given)}"
             )
@@ -149,12 +215,27 @@ class ExternalToolConfig(BaseModel):
         """The configured ``env`` with ``${VAR}`` references expanded from ``os.environ`` (only these keys)."""
         return {key: expand_vars(secret.get_secret_value(), f"env.{key}") for key, secret in self.env.items()}
 
+    def auth_value(self, key: str) -> str:
+        """``auth_config[key]`` with its ``${VAR}`` references expanded (now, from the environment)."""
+        return expand_vars(self.auth_config[key].get_secret_value(), f"auth_config.{key}")
+
     def auth_headers(self) -> dict[str, str]:
-        """The HTTP headers that authenticate to the source, with ``${VAR}`` references expanded."""
+        """The HTTP headers that authenticate to the source, with ``${VAR}`` references expanded.
+
+        An ``api_key`` without a ``header`` has no header of its own (the HTTP transport places it where the
+        OpenAPI document says): asking for its headers is a ``ConfigurationError``."""
         if self.auth_type is AuthType.BEARER:
             token = expand_vars(self.auth_config["token"].get_secret_value(), "auth_config.token")
             return {"Authorization": f"Bearer {token}"}
+        if self.auth_type is AuthType.BASIC:
+            pair = f"{self.auth_value('username')}:{self.auth_value('password')}"
+            return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
         if self.auth_type is AuthType.API_KEY:
+            if "header" not in self.auth_config:
+                raise ConfigurationError(
+                    "auth_config.header",
+                    f"{self.name}: the {self.transport.value} transport needs the header to send the key in",
+                )
             header = expand_vars(self.auth_config["header"].get_secret_value(), "auth_config.header")
             value = expand_vars(self.auth_config["value"].get_secret_value(), "auth_config.value")
             return {header: value}
@@ -178,6 +259,19 @@ class ExternalToolConfig(BaseModel):
                     continue  # a bare ``${VAR}`` reference is configuration, not a secret
                 found.add(value)
                 found.update(part for part in value.split() if len(part) >= 8)  # "Bearer <credential>"
+        pairs: list[tuple[str, str]] = []
+        if self.auth_type is AuthType.BASIC:
+            with contextlib.suppress(ConfigurationError):
+                pairs.append((self.auth_value("username"), self.auth_value("password")))
+        for url in (self.connection, self.openapi_url):
+            if isinstance(url, str):
+                _, user, password = split_userinfo(url)
+                if password:
+                    found.add(password)
+                    pairs.append((user or "", password))
+        for user, password in pairs:  # what goes on the wire: "user:password", base64-encoded
+            found.add(f"{user}:{password}")
+            found.add(base64.b64encode(f"{user}:{password}".encode()).decode())
         return sorted((v for v in found if len(v) >= _MIN_SECRET), key=lambda v: (-len(v), v))
 
     def redact(self, text: str, *, also: Iterable[str] = ()) -> str:
@@ -188,14 +282,39 @@ class ExternalToolConfig(BaseModel):
         credential still in use is masked even after its environment variable changed. The one place every
         transport masks what a server sends back before it goes into an error message.
         """
+        if not text:
+            return text
         secrets: set[str] = {value for value in also if len(value) >= _MIN_SECRET}
         secrets.update(self.secret_values())
-        if not secrets or not text:
+        if not secrets:
             return text
-        forms: set[str] = set()
-        for secret in secrets:
-            forms.update((secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]))
-        for form in sorted(forms, key=lambda v: (-len(v), v)):  # longest first: no half-masked secret
-            if len(form) >= _MIN_SECRET:
-                text = text.replace(form, REDACTED)
-        return text
+        return _pattern(frozenset(secrets)).sub(REDACTED, text)
+
+
+def _forms(secret: str) -> set[str]:
+    """The ways a server may echo ``secret``: as is, percent-encoded (``%2F`` or ``%2f``: the pattern ignores
+    case, which also catches an upper- or lower-cased token), form-encoded, JSON-escaped (also with ``\\/``)."""
+    escaped = json.dumps(secret)[1:-1]
+    return {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        escaped,
+        escaped.replace("/", "\\/"),
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
+
+
+_PATTERNS: dict[frozenset[str], re.Pattern[str]] = {}
+
+
+def _pattern(secrets: frozenset[str]) -> re.Pattern[str]:
+    pattern = _PATTERNS.get(secrets)
+    if pattern is None:
+        forms = {form for secret in secrets for form in _forms(secret) if len(form) >= _MIN_SECRET}
+        ordered = sorted(forms, key=lambda v: (-len(v), v))  # longest first: no half-masked secret
+        pattern = re.compile("|".join(re.escape(form) for form in ordered), re.IGNORECASE)
+        if len(_PATTERNS) > 64:  # secrets change rarely; keep the cache small
+            _PATTERNS.clear()
+        _PATTERNS[secrets] = pattern
+    return pattern

@@ -34,6 +34,7 @@ from penguiflow.registry import ModelRegistry
 from penguiflow.telemetry import get_tracer, names
 from penguiflow.tools.catalog import ToolEntry
 from penguiflow.tools.config import ExternalToolConfig, TransportType
+from penguiflow.tools.transports.base import CALL_CONTEXT
 from penguiflow.tools.validation import with_validation
 
 if TYPE_CHECKING:
@@ -232,7 +233,7 @@ class ToolNode:
             if patterns is not None and not any(fnmatch.fnmatchcase(spec.name, p) for p in patterns):
                 continue
             name = f"{self.name}.{spec.name}"
-            self.registry.register(name, spec.input_schema)
+            self.registry.register(name, spec.input_schema, defer_check=True)  # checked before its first call
             entries[name] = ToolEntry(
                 name, spec.description, spec.input_schema, self.name, self._stack, idempotent=spec.idempotent
             )
@@ -299,4 +300,8 @@ class ToolNode:
             await self.connect()
             transport = self._transport
             assert transport is not None
-        return await transport.call(call.tool[len(self.name) + 1 :], call.arguments)
+        token = CALL_CONTEXT.set(call.context)
+        try:
+            return await transport.call(call.tool[len(self.name) + 1 :], call.arguments)
+        finally:
+            CALL_CONTEXT.reset(token)

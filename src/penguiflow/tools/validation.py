@@ -33,6 +33,7 @@ class ValidateArguments:
 
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
         if call.tool in self.registry:
+            await self.registry.prepare(call.tool)
             call.arguments = self.registry.validate(call.tool, call.arguments)
             if self.registry.model(call.tool) is None:
                 _check_json(call.tool, call.arguments)

@@ -4,11 +4,16 @@ layers: it discovers tools and performs one call, raising the typed errors of :m
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 """RFC 9110 §9.2.2: HTTP methods whose repetition has the effect of one request (POST and PATCH are not)."""
+
+CALL_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar("penguiflow_call_context", default=None)
+"""The ``Call.context`` of the call a transport is performing (set by ``ToolNode``): the same dict for every
+attempt of one call, so a transport can keep per-call state across retries (HTTP: its ``Idempotency-Key``)."""
 
 MAX_DETAIL: Final = 200
 """How much of a server's own words (an error body, an error message) goes into one of our error messages."""
