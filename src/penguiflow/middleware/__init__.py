@@ -9,6 +9,7 @@ external tool source (outermost first)::
 Retry is outside the limits on purpose: a call sleeping in back-off holds no slot, at any level.
 """
 
+from penguiflow.middleware import client_errors
 from penguiflow.middleware.call import Call, CallNext, Handler, LatencyCallback, Middleware
 from penguiflow.middleware.concurrency import CallerLimits, ConcurrencyLimit
 from penguiflow.middleware.events import EVENT_TYPES, FlowEvent, FlowEventLogger, log_flow_events
@@ -16,6 +17,10 @@ from penguiflow.middleware.failures import Failure, classify, register_classifie
 from penguiflow.middleware.retry import Retry, RetryPolicy, parse_retry_after
 from penguiflow.middleware.stack import Stack, Wrapped, wrap
 from penguiflow.middleware.timeout import Timeout
+
+# The errors of httpx, aiohttp, requests and the OpenAI/Anthropic SDKs mean what they say to Retry and the
+# outcome metrics from the start; registering imports none of those libraries.
+client_errors.install()
 
 __all__ = [
     "EVENT_TYPES",

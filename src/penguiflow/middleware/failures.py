@@ -8,8 +8,10 @@ errors and any exception with the duck-typed attributes of :mod:`penguiflow.erro
 :class:`TimeoutError` and :class:`ConnectionError`.
 
 Exceptions of other libraries (an ``httpx.ConnectError``, an ``openai.RateLimitError``) are classified by the
-classifier registered for their top-level module name with :func:`register_classifier`. The lookup reads
-``type(exc).__module__``: nothing is imported until such an exception is actually seen.
+classifier registered for their top-level module name with :func:`register_classifier`, asked first; when it
+answers ``None`` the rules above decide. The lookup reads ``type(exc).__module__``: nothing is imported until
+such an exception is actually seen. Classifiers for httpx, aiohttp, requests and the OpenAI and Anthropic SDKs
+are registered by default (:mod:`penguiflow.middleware.client_errors`).
 
 Why a request's fate matters: a call that may not be idempotent (``Call.idempotent is False``) must not run
 twice on the server, so ``Retry`` re-sends it only after a failure that proves the server did not process it —
@@ -77,8 +79,9 @@ _OTHER: Final = Failure("error")
 def register_classifier(module: str, classifier: Classifier) -> None:
     """Use ``classifier`` for exceptions whose class is defined in top-level module ``module`` (``"httpx"``).
 
-    It is consulted only for exceptions the built-in rules do not recognise (no ``status_code``, not a
-    ``TimeoutError`` or ``ConnectionError``). Registering a module again replaces its classifier.
+    It is asked before the built-in rules (a library knows where its exceptions keep their status and
+    ``Retry-After``); returning ``None`` leaves the decision to them. Registering a module again replaces its
+    classifier, the defaults of :mod:`penguiflow.middleware.client_errors` included.
     """
     if not module or "." in module:
         raise ValueError(f"module must be a top-level module name such as 'httpx', got {module!r}")
@@ -102,11 +105,31 @@ def _verdict(exc: BaseException) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def _ask(classifier: Classifier, exc: BaseException) -> Failure | None:
+    try:
+        return classifier(exc)
+    except Exception as error:  # a broken classifier must not replace the error it was asked about
+        _log.warning(
+            "the classifier registered for %s raised %s on %s; treating it as unclassified",
+            type(exc).__module__,
+            type(error).__qualname__,
+            type(exc).__qualname__,
+        )
+        return None
+
+
 def classify(exc: BaseException) -> Failure:
     """The :class:`Failure` that ``exc`` stands for. Cancellation and other ``BaseException``\\ s are
     ``"error"`` with ``retryable=False``: they are never retried."""
     if not isinstance(exc, Exception):
         return Failure("error", retryable=False)
+    # The library's own classifier first: it knows where its exceptions keep what matters (an SDK's
+    # ``APIStatusError`` has ``status_code``, but its ``Retry-After`` is in the response headers).
+    classifier = _classifiers.get(type(exc).__module__.partition(".")[0])
+    if classifier is not None:
+        failure = _ask(classifier, exc)
+        if failure is not None:
+            return failure
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and not isinstance(status, bool):
         return Failure("status", status_code=status, retry_after=_retry_after(exc), retryable=_verdict(exc))
@@ -117,20 +140,6 @@ def classify(exc: BaseException) -> Failure:
         return Failure(
             "connection", retry_after=_retry_after(exc), request_sent=sent, retryable=_verdict(exc)
         )
-    classifier = _classifiers.get(type(exc).__module__.partition(".")[0])
-    if classifier is not None:
-        try:
-            failure = classifier(exc)
-        except Exception as error:  # a broken classifier must not replace the error it was asked about
-            _log.warning(
-                "the classifier registered for %s raised %s on %s; treating it as unclassified",
-                type(exc).__module__,
-                type(error).__qualname__,
-                type(exc).__qualname__,
-            )
-            failure = None
-        if failure is not None:
-            return failure
     verdict, retry_after = _verdict(exc), _retry_after(exc)
     if verdict is None and retry_after is None:
         return _OTHER

@@ -113,14 +113,12 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def retry_reason(exc: BaseException) -> str:
-    """The low-cardinality reason label of a retry."""
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int):
-        return f"status_{status}"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, ConnectionError):
-        return "connection"
+    """The low-cardinality reason label of a retry, from what the failure is (any client library's)."""
+    failure = classify(exc)
+    if failure.kind == "status":
+        return f"status_{failure.status_code}"
+    if failure.kind in ("timeout", "connection"):
+        return failure.kind
     return "error"
 
 
