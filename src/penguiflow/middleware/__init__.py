@@ -7,9 +7,11 @@ external tool source (outermost first)::
     log_flow_events → Retry → CallerLimits → ConcurrencyLimit → Timeout → transport
 
 Retry is outside the limits on purpose: a call sleeping in back-off holds no slot, at any level.
+``AdaptiveConcurrencyLimit`` takes ``ConcurrencyLimit``'s place when the limit should find the backend's capacity.
 """
 
 from penguiflow.middleware import client_errors
+from penguiflow.middleware.adaptive import AdaptiveConcurrencyLimit, AdaptivePolicy
 from penguiflow.middleware.call import Call, CallNext, Handler, LatencyCallback, Middleware
 from penguiflow.middleware.concurrency import CallerLimits, ConcurrencyLimit
 from penguiflow.middleware.events import EVENT_TYPES, FlowEvent, FlowEventLogger, log_flow_events
@@ -24,6 +26,8 @@ client_errors.install()
 
 __all__ = [
     "EVENT_TYPES",
+    "AdaptiveConcurrencyLimit",
+    "AdaptivePolicy",
     "Call",
     "CallNext",
     "CallerLimits",

@@ -70,6 +70,35 @@ _GAUGE_READS = {
     names.LIMITER_LIMIT: "limit",
 }
 
+_adaptive: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register_adaptive(limiter: Any) -> None:
+    """Report an adaptive limiter's ``rtt_s`` and ``baseline_s`` (when not ``None``) through their gauges."""
+    _adaptive.add(limiter)
+
+
+def _observe_estimate(attr: str) -> Any:
+    def callback(_options: CallbackOptions) -> Iterable[Observation]:
+        # One value per name: a latency does not add up, so same-named limiters report their highest.
+        values: dict[str, float] = {}
+        for limiter in list(_adaptive):
+            value = getattr(limiter, attr)
+            if value is not None:
+                values[limiter.name] = max(values.get(limiter.name, value), value)
+        return [Observation(value, {names.LIMITER_NAME: name}) for name, value in values.items()]
+
+    return callback
+
+
+_ESTIMATE_READS = {names.LIMITER_RTT: "rtt_s", names.LIMITER_BASELINE_RTT: "baseline_s"}
+
+
+def _gauge_callback(metric: str) -> GaugeCallback:
+    if metric in _ESTIMATE_READS:
+        return _observe_estimate(_ESTIMATE_READS[metric])  # type: ignore[no-any-return]
+    return _observe(_GAUGE_READS[metric])  # type: ignore[no-any-return]
+
 
 GaugeCallback = Callable[[CallbackOptions], Iterable[Observation]]
 
@@ -107,9 +136,7 @@ class Metrics:
     """Histograms and counters of ``names.METRICS`` created on one meter; gauges are observed on collection."""
 
     def __init__(self, meter: Meter) -> None:
-        self.histograms, self.counters = create_instruments(
-            meter, names.METRICS, lambda metric: _observe(_GAUGE_READS[metric])
-        )
+        self.histograms, self.counters = create_instruments(meter, names.METRICS, _gauge_callback)
 
     def record(self, name: str, value: float, attributes: Mapping[str, Any]) -> None:
         self.histograms[name].record(value, attributes)

@@ -26,6 +26,7 @@ SPAN_CONNECT: Final = "connect {source}"
 EVENT_BACKOFF: Final = "penguiflow.retry.backoff"
 EVENT_TIMEOUT: Final = "penguiflow.timeout"
 EVENT_REJECTED: Final = "penguiflow.limiter.rejected"
+EVENT_LIMIT_CHANGED: Final = "penguiflow.limiter.limit_changed"
 
 # --- attributes ----------------------------------------------------------------------------------------------
 # OpenTelemetry semantic conventions (GenAI, error, HTTP)
@@ -58,6 +59,12 @@ PLANNER_STOP_REASON: Final = "penguiflow.planner.reason"
 # on a queue_wait span: the queue depth (this call included) and the limit when the call joined the queue
 LIMITER_QUEUED_AT_ARRIVAL: Final = "penguiflow.limiter.queued"
 LIMITER_LIMIT_AT_ARRIVAL: Final = "penguiflow.limiter.limit"
+# on a limit_changed event (and, the reason, on the adjustments counter): what an adaptive limit did and why
+LIMIT_REASON: Final = "penguiflow.limiter.reason"
+LIMIT_PREVIOUS: Final = "penguiflow.limiter.limit.previous"
+LIMIT_NEW: Final = "penguiflow.limiter.limit.new"
+LIMIT_RTT_S: Final = "penguiflow.limiter.rtt_s"
+LIMIT_BASELINE_S: Final = "penguiflow.limiter.baseline_s"
 
 OPERATION_EXECUTE_TOOL: Final = "execute_tool"
 OPERATION_INVOKE_AGENT: Final = "invoke_agent"
@@ -74,6 +81,9 @@ LIMITER_QUEUED: Final = "penguiflow.limiter.queued"
 LIMITER_LIMIT: Final = "penguiflow.limiter.limit"
 LIMITER_WAIT: Final = "penguiflow.limiter.wait.duration"
 LIMITER_REJECTED: Final = "penguiflow.limiter.rejected"
+LIMITER_ADJUSTMENTS: Final = "penguiflow.limiter.adjustments"
+LIMITER_RTT: Final = "penguiflow.limiter.rtt"
+LIMITER_BASELINE_RTT: Final = "penguiflow.limiter.rtt.baseline"
 RETRY_ATTEMPTS: Final = "penguiflow.retry.attempts"
 TIMEOUTS: Final = "penguiflow.timeouts"
 AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
@@ -160,6 +170,27 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         "{call}",
         "Calls refused at once because the queue was full.",
         (*_LIMITER, REJECT_REASON),
+    ),
+    MetricSpec(
+        LIMITER_ADJUSTMENTS,
+        "counter",
+        "{change}",
+        "Changes of an adaptive limiter's limit, by reason (increase, latency, status_429, timeout …).",
+        (*_LIMITER, LIMIT_REASON),
+    ),
+    MetricSpec(
+        LIMITER_RTT,
+        "gauge",
+        "s",
+        "An adaptive limiter's current round-trip estimate (median of its last window); latency algorithms only.",
+        _LIMITER,
+    ),
+    MetricSpec(
+        LIMITER_BASELINE_RTT,
+        "gauge",
+        "s",
+        "An adaptive limiter's baseline: the round trip when nothing queues (lowest recent window RTT).",
+        _LIMITER,
     ),
     MetricSpec(
         RETRY_ATTEMPTS,
@@ -298,6 +329,13 @@ EVENTS: Final[tuple[NameSpec, ...]] = (
         "On execute_tool: the limiter's queue was full (max_queue), the call was refused.",
         (LIMITER_NAME,),
     ),
+    NameSpec(
+        EVENT_LIMIT_CHANGED,
+        "span event",
+        "On the call whose end made an adaptive limiter change its limit: from, to, why, and the estimate's "
+        "inputs (RTT and baseline, latency algorithms only). Also logged on penguiflow.middleware.adaptive.",
+        (LIMITER_NAME, LIMIT_PREVIOUS, LIMIT_NEW, LIMIT_REASON, LIMIT_RTT_S, LIMIT_BASELINE_S),
+    ),
 )
 
 ATTRIBUTES: Final[tuple[NameSpec, ...]] = (
@@ -333,6 +371,15 @@ ATTRIBUTES: Final[tuple[NameSpec, ...]] = (
     NameSpec(
         LIMITER_LIMIT_AT_ARRIVAL, "attribute", "On queue_wait: the limit when the call joined the queue."
     ),
+    NameSpec(
+        LIMIT_REASON,
+        "attribute",
+        "Why an adaptive limit changed: increase | latency | status_<code> | timeout | connection.",
+    ),
+    NameSpec(LIMIT_PREVIOUS, "attribute", "On limit_changed: the limit before.", unit="{call}"),
+    NameSpec(LIMIT_NEW, "attribute", "On limit_changed: the limit now.", unit="{call}"),
+    NameSpec(LIMIT_RTT_S, "attribute", "On limit_changed: the algorithm's round-trip estimate.", unit="s"),
+    NameSpec(LIMIT_BASELINE_S, "attribute", "On limit_changed: the no-queue round trip.", unit="s"),
     NameSpec(ATTEMPT, "attribute", "Attempt number, 1 for the first."),
     NameSpec(
         RETRY_REASON, "attribute", "Why a retry happened: status_<code> | timeout | connection | error."

@@ -3,6 +3,7 @@
 >>> from penguiflow.tools import ToolNode, ExternalToolConfig, TransportType, RetryPolicy
 """
 
+from penguiflow.middleware.adaptive.policy import AdaptivePolicy
 from penguiflow.middleware.retry import RetryPolicy
 from penguiflow.registry import ModelRegistry
 from penguiflow.tools.catalog import ToolEntry
@@ -13,6 +14,7 @@ from penguiflow.tools.transports.base import ToolSpec, Transport
 from penguiflow.tools.validation import ValidateArguments
 
 __all__ = [
+    "AdaptivePolicy",
     "AuthType",
     "ExternalToolConfig",
     "ModelRegistry",

@@ -30,11 +30,13 @@ from pydantic import (
 )
 
 from penguiflow.errors import ConfigurationError
+from penguiflow.middleware.adaptive.policy import AdaptivePolicy
 from penguiflow.middleware.retry import RetryPolicy
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "REDACTED",
+    "AdaptivePolicy",
     "AuthType",
     "ExternalToolConfig",
     "RetryPolicy",
@@ -161,6 +163,23 @@ class ExternalToolConfig(BaseModel):
         for key, value in super().__repr_args__():
             yield key, _masked_url(value) if key in ("connection", "openapi_url") else value
 
+    # True (the defaults) or an AdaptivePolicy: the limit finds the source's capacity, max_concurrency its ceiling
+    adaptive: bool | AdaptivePolicy = False
+
+    @field_validator("adaptive", mode="before")
+    @classmethod
+    def _adaptive(cls, value: Any) -> Any:
+        if isinstance(value, str):  # adaptive="aimd": the algorithm by name, its defaults
+            return AdaptivePolicy(algorithm=value)  # type: ignore[arg-type]
+        return value
+
+    @property
+    def adaptive_policy(self) -> AdaptivePolicy | None:
+        """The adaptive policy in force (``adaptive=True``: the defaults), or ``None`` for a static limit."""
+        if self.adaptive is True:
+            return AdaptivePolicy()
+        return self.adaptive or None
+
     @field_validator("timeout_s", mode="before")
     @classmethod
     def _not_bool(cls, value: Any) -> Any:
@@ -202,6 +221,11 @@ class ExternalToolConfig(BaseModel):
             raise ValueError(f"connection: the {self.transport.value} transport needs a URL string")
         if self.transport is TransportType.HTTP and not self.connection.startswith(("http://", "https://")):
             raise ValueError("connection: the http transport needs an http(s):// base URL")
+        policy = self.adaptive_policy
+        problem = policy.bounds_error(self.max_concurrency) if policy is not None else None
+        if problem is not None:
+            field, message = problem
+            raise ValueError(f"adaptive.{field}: {message.replace('the ceiling', 'max_concurrency')}")
         expected = _AUTH_KEYS[self.auth_type]
         given = set(self.auth_config)
         if given not in expected:

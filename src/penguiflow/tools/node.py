@@ -20,6 +20,7 @@ from opentelemetry.trace import StatusCode
 
 from penguiflow.errors import ConfigurationError, PenguiflowError, ToolNotFoundError
 from penguiflow.middleware import (
+    AdaptiveConcurrencyLimit,
     CallerLimits,
     ConcurrencyLimit,
     Middleware,
@@ -133,12 +134,24 @@ class ToolNode:
     @staticmethod
     def default_layers(config: ExternalToolConfig) -> list[Middleware]:
         """The default stack for ``config``, outermost first:
-        ``log_flow_events → Retry → CallerLimits → ConcurrencyLimit → Timeout``."""
+        ``log_flow_events → Retry → CallerLimits → ConcurrencyLimit → Timeout``; with ``adaptive`` set, an
+        ``AdaptiveConcurrencyLimit`` (ceiling ``max_concurrency``) takes the ``ConcurrencyLimit``'s place."""
+        policy = config.adaptive_policy
+        limit: ConcurrencyLimit = (
+            ConcurrencyLimit(config.max_concurrency, name=config.name, max_queue=config.max_queue)
+            if policy is None
+            else AdaptiveConcurrencyLimit(
+                name=config.name,
+                max_limit=config.max_concurrency,
+                algorithm=policy,
+                max_queue=config.max_queue,
+            )
+        )
         return [
             log_flow_events(),
             Retry(config.retry_policy),
             CallerLimits(),
-            ConcurrencyLimit(config.max_concurrency, name=config.name, max_queue=config.max_queue),
+            limit,
             Timeout(config.timeout_s),
         ]
 
