@@ -52,6 +52,7 @@ OUTCOME = label(names.OUTCOME)
 REASON = label(names.RETRY_REASON)
 ERROR = label(names.ERROR_TYPE)
 REJECT = label(names.REJECT_REASON)
+LIMIT_REASON = label(names.LIMIT_REASON)
 STOP = label(names.PLANNER_STOP_REASON)
 AGENT = label(names.GEN_AI_AGENT_NAME)
 MODEL = label(names.GEN_AI_REQUEST_MODEL)
@@ -191,11 +192,60 @@ def wait_percentiles(title: str, matcher: str, legend: str) -> Panel:
     )
 
 
+def adaptive_panels(matcher: str, legend: str) -> list[Panel]:
+    """Limit vs in flight vs overload, the estimate's inputs and the changes, for the adaptive limiters.
+
+    ``x and <baseline gauge>`` keeps the limiters that have a baseline (the adaptive ones): the series share
+    every label, so no ``on (…)`` is needed."""
+    adaptive = f"{metric(names.LIMITER_BASELINE_RTT)}{sel(matcher)}"
+    by = f"sum by ({LIMITER}) "
+    return [
+        timeseries(
+            "Adaptive limits — limit vs in flight vs overload",
+            "The limit an adaptive limiter chose (dashed), the calls in flight under it, and the 429/503 answers "
+            "per second its source gave (retries by reason): the limit should sit where they stay near zero.",
+            [
+                (f"{by}({metric(names.LIMITER_LIMIT)}{sel(matcher)} and {adaptive})", f"{legend} limit"),
+                (f"{by}({metric(names.LIMITER_IN_FLIGHT)}{sel(matcher)} and {adaptive})", f"{legend} in flight"),
+                (
+                    f"sum by ({SOURCE}) ({rate(names.RETRY_ATTEMPTS, OVERLOAD)})",
+                    "{{" + SOURCE + "}} 429/503 per s",
+                ),
+            ],
+            overrides=[dashed(".* limit$")],
+        ),
+        timeseries(
+            "Adaptive limits — RTT vs baseline",
+            "The estimate's inputs: the round trip of the last window and the no-queue baseline; the limit is "
+            "cut when the RTT rises above baseline × (1 + tolerance).",
+            [
+                (f"{by}({metric(names.LIMITER_RTT)}{sel(matcher)})", f"{legend} rtt"),
+                (f"{by}({adaptive})", f"{legend} baseline"),
+            ],
+            unit="s",
+            overrides=[dashed(".* baseline$")],
+        ),
+        timeseries(
+            "Adaptive limits — changes by reason",
+            "Limit changes per second: increase (probing), latency (queueing seen), status_429/503, timeout, "
+            "connection (losses).",
+            [
+                (
+                    f"sum by ({LIMITER}, {LIMIT_REASON}) ({rate(names.LIMITER_ADJUSTMENTS, matcher)})",
+                    "{{" + LIMITER + "}} {{" + LIMIT_REASON + "}}",
+                )
+            ],
+            unit="ops",
+        ),
+    ]
+
+
 PERCENTILES = ((0.5, 50), (0.95, 95), (0.99, 99))
 LEVEL3 = f'{LIMITER}!~"{LEVEL1_LIMITER}|{LEVEL2_LIMITER}"'
 NOT_SUCCESS = f'{OUTCOME}!="success"'
 WAITED = f'{label(names.LIMITER_WAITED)}="true"'
 CALLS = "_count"  # calls by outcome: the count of the tool duration histogram
+OVERLOAD = f'{REASON}=~"status_429|status_503"'
 
 
 # --- layout --------------------------------------------------------------------------------------------------
@@ -365,6 +415,7 @@ def overview() -> dict[str, Any]:
             LEVEL3,
             "{{" + LIMITER + "}}",
         ),
+        *adaptive_panels(LEVEL3, "{{" + LIMITER + "}}"),
         timeseries(
             "Queue depth per limiter",
             "Calls waiting in each limiter's FIFO queue (all three levels).",
@@ -506,6 +557,20 @@ def tool_source() -> dict[str, Any]:
             [(f"sum by ({LIMITER}) ({metric(names.LIMITER_QUEUED)}{sel(lim)})", "{{" + LIMITER + "}}")],
         ),
         wait_percentiles("Queue wait p50 / p95 / p99", lim, "{{" + LIMITER + "}}"),
+        timeseries(
+            "Adaptive limit — RTT vs baseline",
+            "If the source's limit is adaptive (gradient): the last window's round trip and the no-queue "
+            "baseline it is judged against; empty for a static limit.",
+            [
+                (f"sum by ({LIMITER}) ({metric(names.LIMITER_RTT)}{sel(lim)})", "{{" + LIMITER + "}} rtt"),
+                (
+                    f"sum by ({LIMITER}) ({metric(names.LIMITER_BASELINE_RTT)}{sel(lim)})",
+                    "{{" + LIMITER + "}} baseline",
+                ),
+            ],
+            unit="s",
+            overrides=[dashed(".* baseline$")],
+        ),
         timeseries(
             "Calls that queued",
             "Share of calls that had to wait for a slot.",

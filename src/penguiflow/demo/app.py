@@ -152,6 +152,20 @@ def reports_config(api_url: str) -> ExternalToolConfig:
     )
 
 
+def inventory_config(api_url: str) -> ExternalToolConfig:
+    return ExternalToolConfig(
+        **demo_auth(),
+        name="inventory",
+        transport=TransportType.HTTP,
+        connection=api_url,
+        max_concurrency=workload.INVENTORY_CEILING,  # the ceiling: the limit itself finds the capacity
+        adaptive=True,
+        timeout_s=5,
+        tool_filter=["capacity"],
+        retry_policy=RetryPolicy(max_attempts=4, wait_exponential_min_s=0.1, max_retry_after_s=1.0),
+    )
+
+
 def exports_config(api_url: str) -> ExternalToolConfig:
     return ExternalToolConfig(
         **demo_auth(),
@@ -183,14 +197,19 @@ NATIVE_TOOLS: tuple[ToolEntry, ...] = (summarize, classify)
 
 
 @contextlib.asynccontextmanager
-async def tool_sources(options: DemoOptions) -> AsyncIterator[tuple[list[ToolEntry], list[ToolNode]]]:
-    """Start the backends and connect the three tool sources; stop everything on the way out."""
+async def tool_sources(
+    options: DemoOptions,
+) -> AsyncIterator[tuple[list[ToolEntry], list[ToolNode], HttpApiServer]]:
+    """Start the backends and connect the tool sources; stop everything on the way out. The planner's catalog
+    leaves "inventory" out: the lookups call it directly."""
     registry = ModelRegistry()
     api = HttpApiServer(
         rate_limit_threshold=workload.STRIPE_RATE_LIMIT,
         retry_after_s=1,
         flaky_failures=1,
         bearer_token=demo_token(),
+        capacity=workload.INVENTORY_CAPACITY[0],
+        capacity_service_s=workload.INVENTORY_SERVICE_S,
     )
     async with api:
         nodes = [
@@ -198,11 +217,13 @@ async def tool_sources(options: DemoOptions) -> AsyncIterator[tuple[list[ToolEnt
             ToolNode(stripe_config(api.url), registry),
             ToolNode(reports_config(api.url), registry),
             ToolNode(exports_config(api.url), registry),
+            ToolNode(inventory_config(api.url), registry),
         ]
         try:
             await asyncio.gather(*(node.connect() for node in nodes))
-            catalog = [entry for node in nodes for entry in node.get_tools()] + list(NATIVE_TOOLS)
-            yield catalog, nodes
+            planned = [node for node in nodes if node.name != "inventory"]
+            catalog = [entry for node in planned for entry in node.get_tools()] + list(NATIVE_TOOLS)
+            yield catalog, nodes, api
         finally:
             for node in nodes:
                 with contextlib.suppress(Exception):
@@ -210,6 +231,29 @@ async def tool_sources(options: DemoOptions) -> AsyncIterator[tuple[list[ToolEnt
 
 
 # --- the run -------------------------------------------------------------------------------------------------
+async def lookups(node: ToolNode, api: HttpApiServer, duration: float) -> int:
+    """Steady lookups against "inventory" for ``duration`` seconds while its backend's capacity changes by thirds
+    (``workload.INVENTORY_CAPACITY``); returns the calls that succeeded."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + duration
+    done = 0
+
+    async def caller() -> None:
+        nonlocal done
+        while loop.time() < end:
+            with contextlib.suppress(Exception):  # failures are counted by the telemetry the view reads
+                await node.call("inventory.capacity", {})
+                done += 1
+
+    async def capacity_changes() -> None:
+        for third, capacity in enumerate(workload.INVENTORY_CAPACITY):
+            await asyncio.sleep(max(0.0, end - duration + third * duration / 3 - loop.time()))
+            api.set_capacity(capacity)
+
+    await asyncio.gather(capacity_changes(), *(caller() for _ in range(workload.LOOKUP_CALLERS)))
+    return done
+
+
 async def run_rounds(
     planner: Any, options: DemoOptions, view: View, deadline: float
 ) -> tuple[int, list[str], list[str]]:
@@ -246,9 +290,12 @@ async def run_demo(options: DemoOptions) -> int:
         view.print(
             "Starting backends: github = fastmcp stdio server (max_concurrency 10), "
             "stripe = HTTP API with 429/503 (max_concurrency 5), reports = slow HTTP endpoint "
-            "(max_concurrency 2, timeout 1 s), exports (max_concurrency 2, max_queue 4), native tools"
+            "(max_concurrency 2, timeout 1 s), exports (max_concurrency 2, max_queue 4), native tools, "
+            f"inventory = adaptive limit (ceiling {workload.INVENTORY_CEILING}) on a backend whose capacity goes "
+            + " -> ".join(map(str, workload.INVENTORY_CAPACITY))
+            + f" by thirds of the run, {workload.LOOKUP_CALLERS} callers"
         )
-        async with tool_sources(options) as (catalog, _nodes):
+        async with tool_sources(options) as (catalog, nodes, api):
             planner = make_planner(catalog, options)
             view.print(
                 f"Planner: absolute_max_parallel={workload.ABSOLUTE_MAX_PARALLEL}; queries per round: triage "
@@ -257,8 +304,12 @@ async def run_demo(options: DemoOptions) -> int:
             )
             deadline = time.monotonic() + options.duration
             try:
+                inventory = next(node for node in nodes if node.name == "inventory")
                 async with view.running():
-                    rounds, answers, errors = await run_rounds(planner, options, view, deadline)
+                    (rounds, answers, errors), _looked_up = await asyncio.gather(
+                        run_rounds(planner, options, view, deadline),
+                        lookups(inventory, api, options.duration),
+                    )
             finally:
                 await planner.aclose()  # a real LLM's HTTP client
         result = DemoResult(view.summary(), rounds, answers, errors)

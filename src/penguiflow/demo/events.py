@@ -1,4 +1,4 @@
-"""Recent retries and timeouts for the demo's view, taken from ``log_flow_events``' log records.
+"""Recent retries, timeouts and adaptive limit changes for the demo's view, taken from log records.
 
 Every tool stack starts with ``log_flow_events()``, which logs to ``penguiflow.flow``. The demo keeps those records
 off the terminal (the live view is the output) and shows the latest retries and timeouts, back-off waits included.
@@ -10,18 +10,26 @@ import logging
 from collections import deque
 
 FLOW_LOGGER = "penguiflow.flow"
+ADAPTIVE_LOGGER = "penguiflow.middleware.adaptive"  # an adaptive limit's changes, at INFO
 
 
 class RecentEvents(logging.Handler):
     """Keeps the last ``size`` retry and timeout records as short lines (and counts every record by type)."""
 
     def __init__(self, size: int = 6) -> None:
-        super().__init__(level=logging.WARNING)
+        super().__init__(level=logging.INFO)  # the loggers' own levels choose (flow events: WARNING and up)
         self.lines: deque[str] = deque(maxlen=size)
         self.counts: dict[str, int] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         fields = record.__dict__
+        if "limiter" in fields and "reason" in fields:  # an adaptive limit changed
+            self.counts["limit_changed"] = self.counts.get("limit_changed", 0) + 1
+            self.lines.append(
+                f"limit   {fields['limiter']} {fields.get('limit_before', '?')} -> {fields.get('limit', '?')} "
+                f"({fields['reason']})"
+            )
+            return
         event = str(fields.get("event_type", record.getMessage()))
         self.counts[event] = self.counts.get(event, 0) + 1
         tool = fields.get("node_name", "?")
@@ -41,14 +49,16 @@ class RecentEvents(logging.Handler):
 def capture() -> RecentEvents:
     """Route ``penguiflow.flow`` records to a :class:`RecentEvents` only (not to the terminal)."""
     handler = RecentEvents()
-    logger = logging.getLogger(FLOW_LOGGER)
-    logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
-    logger.propagate = False
+    for name, level in ((FLOW_LOGGER, logging.WARNING), (ADAPTIVE_LOGGER, logging.INFO)):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
     return handler
 
 
 def release(handler: RecentEvents) -> None:
-    logger = logging.getLogger(FLOW_LOGGER)
-    logger.removeHandler(handler)
-    logger.propagate = True
+    for name in (FLOW_LOGGER, ADAPTIVE_LOGGER):
+        logger = logging.getLogger(name)
+        logger.removeHandler(handler)
+        logger.propagate = True

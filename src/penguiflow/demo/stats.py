@@ -77,6 +77,16 @@ class LimiterRow:
     peak_queued: int = 0
     wait: Histogram = field(default_factory=Histogram)
     rejected: int = 0
+    # adaptive limiters only: the estimate's inputs, the changes by reason, the lowest and highest limit seen
+    rtt: float | None = None
+    baseline: float | None = None
+    changes: dict[str, int] = field(default_factory=dict)
+    low_limit: int = 0
+    high_limit: int = 0
+
+    @property
+    def adaptive(self) -> bool:
+        return self.baseline is not None or bool(self.changes)
 
     @property
     def level(self) -> int:
@@ -134,6 +144,7 @@ class Collector:
         self.reader = reader
         self._peaks: dict[str, tuple[int, int]] = {}
         self._known: dict[str, int] = {}  # last limit seen, so a finished Level 2 limiter stays listed
+        self._range: dict[str, tuple[int, int]] = {}  # lowest and highest limit seen
 
     def collect(self) -> Snapshot:
         snap = Snapshot()
@@ -146,7 +157,12 @@ class Collector:
         for name, attributes, point in _points(self.reader.get_metrics_data()):
             limiter = str(attributes.get(names.LIMITER_NAME, ""))
             source = str(attributes.get(names.TOOL_SOURCE, "") or "native")
-            if isinstance(point, NumberDataPoint):
+            if isinstance(point, NumberDataPoint) and name in (names.LIMITER_RTT, names.LIMITER_BASELINE_RTT):
+                if name == names.LIMITER_RTT:
+                    row(limiter).rtt = float(point.value)
+                else:
+                    row(limiter).baseline = float(point.value)
+            elif isinstance(point, NumberDataPoint):
                 value = int(point.value)
                 if name == names.LIMITER_IN_FLIGHT:
                     row(limiter).in_flight = value
@@ -156,6 +172,10 @@ class Collector:
                     row(limiter).limit = value
                 elif name == names.LIMITER_REJECTED:
                     row(limiter).rejected += value
+                elif name == names.LIMITER_ADJUSTMENTS:
+                    reason = str(attributes.get(names.LIMIT_REASON, ""))
+                    changes = row(limiter).changes
+                    changes[reason] = changes.get(reason, 0) + value
                 elif name == names.RETRY_ATTEMPTS:
                     key = (source, str(attributes.get(names.RETRY_REASON, "")))
                     snap.retries[key] = snap.retries.get(key, 0) + value
@@ -175,6 +195,10 @@ class Collector:
                 self._known[name] = limiter_row.limit
             elif name in self._known:
                 limiter_row.limit = self._known[name]
+            if limiter_row.limit:
+                low, high = self._range.get(name, (limiter_row.limit, limiter_row.limit))
+                self._range[name] = (min(low, limiter_row.limit), max(high, limiter_row.limit))
+            limiter_row.low_limit, limiter_row.high_limit = self._range.get(name, (0, 0))
             peak_in_flight, peak_queued = self._peaks.get(name, (0, 0))
             peak_in_flight = max(peak_in_flight, limiter_row.in_flight)
             peak_queued = max(peak_queued, limiter_row.queued)

@@ -42,6 +42,14 @@ def _timeouts(snap: Snapshot, row: LimiterRow) -> int:
     return snap.timeouts_of(row.name) if row.level == 3 else snap.timeouts_of()
 
 
+def _adaptive(row: LimiterRow) -> str:
+    """The adaptive part of a row: the estimate's inputs and the limit's range so far ("" for a static one)."""
+    if not row.adaptive:
+        return ""
+    inputs = f"rtt {_ms(row.rtt)} / base {_ms(row.baseline)}" if row.baseline is not None else "loss-based"
+    return f"{inputs}, limit {row.low_limit}..{row.high_limit}"
+
+
 def _columns(table: Table, snap: Snapshot, headers: tuple[str, ...]) -> None:
     widest = max((len(name) + 3 for name in snap.limiters), default=10)
     for header in headers:
@@ -61,7 +69,11 @@ def live_table(snap: Snapshot, elapsed: float, duration: float) -> Table:
         collapse_padding=True,
         pad_edge=False,
     )
-    _columns(table, snap, ("limiter", "in flight", "queued", "wait p95", "retries", "timeouts", "rejected"))
+    _columns(
+        table,
+        snap,
+        ("limiter", "in flight", "queued", "wait p95", "retries", "timeouts", "rejected", "adaptive limit"),
+    )
     for row in _ordered(snap):
         full = row.limit and row.in_flight >= row.limit
         table.add_row(
@@ -72,6 +84,7 @@ def live_table(snap: Snapshot, elapsed: float, duration: float) -> Table:
             str(_retries(snap, row)),
             str(_timeouts(snap, row)),
             str(row.rejected),
+            _adaptive(row),
         )
     return table
 
@@ -83,6 +96,7 @@ def plain_lines(snap: Snapshot, elapsed: float) -> list[str]:
             f"[{elapsed:5.1f}s]   {LEVEL_LABEL[row.level]:<10} {row.name:<8} in_flight={row.in_flight}/{row.limit} "
             f"queued={row.queued} wait_p95={_ms(row.wait.quantile(0.95))} retries={_retries(snap, row)} "
             f"timeouts={_timeouts(snap, row)} rejected={row.rejected}"
+            + (f" adaptive: {_adaptive(row)}" if row.adaptive else "")
         )
     return lines
 
@@ -136,6 +150,13 @@ def findings(snap: Snapshot) -> list[str]:
         elif row.level == 2:
             lines.append(
                 f"Level 2 per-run limit: peaked at {row.peak_in_flight} in flight, {row.peak_queued} queued (all runs with max_parallel together)"
+            )
+        elif row.adaptive:
+            changes = ", ".join(f"{reason}×{n}" for reason, n in sorted(row.changes.items()))
+            lines.append(
+                f"Adaptive limit: '{row.name}' moved between {row.low_limit} and {row.high_limit} "
+                f"({changes or 'no change'}) following its backend's capacity; now {row.limit}, "
+                + (f"rtt {_ms(row.rtt)} vs baseline {_ms(row.baseline)}" if row.baseline is not None else "")
             )
         elif row.peak_queued:
             lines.append(

@@ -11,6 +11,11 @@ Three kinds of query run side by side in every round, against one planner (so th
 - ``burst`` — 10 export calls at once against a source with ``max_concurrency=2, max_queue=4``: the queue
   fills and the rest are rejected at once.
 
+Beside the planner, a steady stream of lookups (``LOOKUP_CALLERS`` callers, back to back) goes to the
+"inventory" source, whose limit is adaptive (ceiling ``INVENTORY_CEILING``): its backend serves
+``INVENTORY_CAPACITY[0]`` calls at once, then a third into the run only ``[1]``, then ``[2]`` again, and the
+limit follows it.
+
 Together they ask for about 85 calls at once, more than ``absolute_max_parallel=50``: the Level 1 ceiling
 shows too (calls queued at Level 3 keep their Level 1 slot, so GitHub's queue fills the planner's 50).
 """
@@ -31,6 +36,10 @@ REPORTS_TIMEOUT_S = 1.0
 EXPORTS_LIMIT = 2
 EXPORTS_QUEUE = 4
 AUDIT_MAX_PARALLEL = 5
+INVENTORY_CEILING = 50
+INVENTORY_CAPACITY = (8, 3, 8)  # the backend's hidden capacity in each third of the run
+INVENTORY_SERVICE_S = 0.1
+LOOKUP_CALLERS = 24
 
 ToolCall = tuple[str, dict[str, Any]]
 

@@ -37,6 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from penguiflow.demo.backends.capacity import CapacityGate
+
 __all__ = ["FAULT_KINDS", "ChaosConfig", "HttpApiServer", "ServerStats", "openapi_document"]
 
 OVERALL = "*"
@@ -257,6 +259,17 @@ def openapi_document(title: str = "penguiflow demo API", *, chaos: bool = False)
                     "responses": ok,
                 }
             },
+            "/capacity": {
+                "get": {
+                    "operationId": "capacity",
+                    "summary": "A backend with a hidden, changing capacity: served in a fixed time up to it, "
+                    "queued above it, 429 with Retry-After above twice it.",
+                    "parameters": [
+                        query("lane", {"type": "string"}, "Backends are separate per lane (default: one)."),
+                    ],
+                    "responses": ok,
+                }
+            },
             "/hang": {
                 "get": {
                     "operationId": "hang",
@@ -314,6 +327,9 @@ class HttpApiServer:
     faults it injected are counted in ``stats.faults()``. ``bearer_token``: every operation then answers 401
     without ``Authorization: Bearer <token>``, and, like careless real servers, ``flaky``'s 503 quotes the
     Authorization header back — what a client must never pass on into its errors, logs or spans.
+    ``capacity`` / ``capacity_service_s``: the ``capacity`` operation's hidden capacity and service time (a
+    :class:`~penguiflow.demo.backends.capacity.CapacityGate` per ``lane``); :meth:`set_capacity` or
+    ``POST /capacity?capacity=N`` changes it while it runs.
     """
 
     def __init__(
@@ -326,6 +342,8 @@ class HttpApiServer:
         flaky_failures: int = 2,
         chaos: ChaosConfig | None = None,
         bearer_token: str | None = None,
+        capacity: int = 8,
+        capacity_service_s: float = 0.1,
     ) -> None:
         self.host = host
         self.bearer_token = bearer_token
@@ -335,6 +353,10 @@ class HttpApiServer:
         self.flaky_failures = flaky_failures
         self.chaos = chaos
         self.stats = ServerStats()
+        self.capacity = capacity
+        self.capacity_service_s = capacity_service_s
+        self.lanes: dict[str, CapacityGate] = {}  # the capacity operation's backends, one per lane
+        self._loop: asyncio.AbstractEventLoop | None = None  # the server's, once a capacity request came
         # chaos requests now running, each with the connection it came on (see _chaos_measured)
         self._chaos_live: dict[int, _Live] = {}
         self.app = self._build_app()
@@ -413,6 +435,27 @@ class HttpApiServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await asyncio.to_thread(self.stop)
+
+    # --- the capacity operation ----------------------------------------------------------------------------
+    def set_capacity(self, capacity: int) -> None:
+        """Change the hidden capacity of every lane of the ``capacity`` operation now (from any thread)."""
+        self.capacity = capacity
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            for gate in self.lanes.values():
+                gate.set_capacity(capacity)
+            return
+        loop.call_soon_threadsafe(self._apply_capacity, capacity)
+
+    def _apply_capacity(self, capacity: int) -> None:
+        for gate in self.lanes.values():
+            gate.set_capacity(capacity)
+
+    def lane(self, name: str) -> CapacityGate:
+        gate = self.lanes.get(name)
+        if gate is None:
+            gate = self.lanes[name] = CapacityGate(self.capacity, self.capacity_service_s)
+        return gate
 
     # --- the app -----------------------------------------------------------------------------------------
     def _measured(self, operation: str, endpoint: Endpoint) -> Endpoint:
@@ -529,6 +572,23 @@ class HttpApiServer:
                 await asyncio.sleep(0.05)
             return JSONResponse({"detail": "released"}, status_code=503)
 
+        async def capacity(request: Request) -> Response:
+            self._loop = asyncio.get_running_loop()
+            gate = self.lane(request.query_params.get("lane", ""))
+            if not await gate.serve():
+                return JSONResponse(
+                    {"detail": "over capacity"},
+                    status_code=429,
+                    headers={"Retry-After": str(self.retry_after_s)},
+                )
+            return JSONResponse({"ok": True})
+
+        async def set_capacity(request: Request) -> Response:
+            self._loop = asyncio.get_running_loop()
+            self.capacity = _int(request, "capacity", self.capacity)
+            self._apply_capacity(self.capacity)
+            return Response(status_code=204)
+
         async def not_found(request: Request) -> Response:
             return JSONResponse({"detail": "no such thing"}, status_code=404)
 
@@ -584,6 +644,7 @@ class HttpApiServer:
             "slow": ("/slow", ["GET"], slow),
             "flaky": ("/flaky", ["GET"], flaky),
             "rate_limited": ("/rate_limited", ["GET"], rate_limited),
+            "capacity": ("/capacity", ["GET"], capacity),
             "hang": ("/hang", ["GET"], hang),
             "not_found": ("/not_found", ["GET"], not_found),
             "unauthorized": ("/unauthorized", ["GET"], unauthorized),
@@ -597,6 +658,7 @@ class HttpApiServer:
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/stats", stats, methods=["GET"]),
             Route("/stats/reset", reset, methods=["POST"]),
+            Route("/capacity", set_capacity, methods=["POST"]),
         ]
         return Starlette(routes=routes)
 
