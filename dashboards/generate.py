@@ -206,7 +206,10 @@ def adaptive_panels(matcher: str, legend: str) -> list[Panel]:
             "per second its source gave (retries by reason): the limit should sit where they stay near zero.",
             [
                 (f"{by}({metric(names.LIMITER_LIMIT)}{sel(matcher)} and {adaptive})", f"{legend} limit"),
-                (f"{by}({metric(names.LIMITER_IN_FLIGHT)}{sel(matcher)} and {adaptive})", f"{legend} in flight"),
+                (
+                    f"{by}({metric(names.LIMITER_IN_FLIGHT)}{sel(matcher)} and {adaptive})",
+                    f"{legend} in flight",
+                ),
                 (
                     f"sum by ({SOURCE}) ({rate(names.RETRY_ATTEMPTS, OVERLOAD)})",
                     "{{" + SOURCE + "}} 429/503 per s",
