@@ -98,7 +98,17 @@ async def test_discovers_one_tool_per_operation_with_argument_schemas(api: HttpA
     n = node.name
     assert set(tools) == {
         f"{n}.{op}"
-        for op in ("echo", "get_item", "slow", "flaky", "rate_limited", "capacity", "hang", "not_found", "unauthorized")
+        for op in (
+            "echo",
+            "get_item",
+            "slow",
+            "flaky",
+            "rate_limited",
+            "capacity",
+            "hang",
+            "not_found",
+            "unauthorized",
+        )
     }
     echo = tools[f"{n}.echo"]
     assert echo.source == n and echo.description == "Return the JSON body as received."
