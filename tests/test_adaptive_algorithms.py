@@ -265,3 +265,17 @@ def test_the_default_start_is_low_within_the_bounds() -> None:
     assert Gradient(max_limit=50).limit == 4
     assert Aimd(max_limit=2).limit == 2
     assert Aimd(max_limit=50, min_limit=10).limit == 10
+
+
+def test_a_latency_no_cut_can_fix_does_not_pin_the_limit_at_its_floor() -> None:
+    # the host got slower (a loaded machine): at min_limit already, the RTT stays 50 % above the baseline
+    gradient = Gradient(max_limit=20, initial=2, min_limit=2)
+    t = 0.0
+    for _ in range(3):
+        t, _ = window(gradient, t, 0.1, in_flight=1)
+    assert gradient.baseline_s == pytest.approx(0.1) and gradient.limit == 2
+    for _ in range(3):
+        t, _ = window(gradient, t, 0.15, in_flight=1)
+    assert gradient.baseline_s == pytest.approx(0.15)
+    t, reasons = window(gradient, t, 0.15)  # the limit binds again: it grows from the floor
+    assert "increase" in reasons and gradient.limit > 2

@@ -95,9 +95,10 @@ def phase_limits(result: Run, start: float, end: float) -> list[int]:
 
 def test_gradient_follows_the_capacity_down_and_up() -> None:
     result = run(closed_loop("gradient"))
+    # in C ± 30 % within 5 s of each change, and mostly there until the next
     for (start, capacity), end in zip(PHASES, [*(p[0] for p in PHASES[1:]), END_S], strict=True):
+        assert any(in_band(limit, capacity) for limit in phase_limits(result, start, start + 5.0)), capacity
         settled = phase_limits(result, start + 5.0, end)
-        assert in_band(settled[0], capacity), (capacity, settled[:10])  # in the band 5 s after the change
         assert statistics.median(settled) == pytest.approx(capacity, rel=0.3)
         share = sum(in_band(limit, capacity) for limit in settled) / len(settled)
         assert share >= 0.7, (capacity, share)  # probing one above a small capacity costs the rest

@@ -182,7 +182,7 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         LIMITER_RTT,
         "gauge",
         "s",
-        "An adaptive limiter's current round-trip estimate (median of its last window); latency algorithms only.",
+        "An adaptive limiter's current round-trip estimate (mean of its last window); latency algorithms only.",
         _LIMITER,
     ),
     MetricSpec(

@@ -589,6 +589,14 @@ class HttpApiServer:
             self._apply_capacity(self.capacity)
             return Response(status_code=204)
 
+        async def capacity_stats(request: Request) -> Response:
+            return JSONResponse(
+                {
+                    lane: {"served": g.served, "refused": g.refused, "peak_present": g.peak_present}
+                    for lane, g in self.lanes.items()
+                }
+            )
+
         async def not_found(request: Request) -> Response:
             return JSONResponse({"detail": "no such thing"}, status_code=404)
 
@@ -659,6 +667,7 @@ class HttpApiServer:
             Route("/stats", stats, methods=["GET"]),
             Route("/stats/reset", reset, methods=["POST"]),
             Route("/capacity", set_capacity, methods=["POST"]),
+            Route("/capacity/stats", capacity_stats, methods=["GET"]),
         ]
         return Starlette(routes=routes)
 

@@ -1,8 +1,8 @@
 """``Gradient``: a latency-gradient limit (after Netflix's Gradient2 and Envoy's gradient controller, our own).
 
 Completed calls are gathered in windows (at least ``window_s`` and ``min_samples`` calls). At the end of a
-window its median round-trip time (the *RTT*) is compared with the *baseline*, the lowest window RTT of the last
-``baseline_windows`` windows — what the backend answers in when nothing queues:
+window its mean round-trip time (the *RTT*: the mean, not the median, counts the calls that queued) is compared
+with the *baseline* of the last ``baseline_windows`` windows — what the backend answers in when nothing queues:
 
 - RTT above ``baseline × (1 + tolerance)``: calls are queueing. By Little's law the backend served
   ``in_flight / RTT`` calls a second, which takes ``in_flight × baseline / RTT`` slots without a queue: the limit
@@ -14,10 +14,11 @@ window its median round-trip time (the *RTT*) is compared with the *baseline*, t
 Only calls admitted after the last change count, so each window measures the limit in force. Losses (429/503,
 timeouts, connection errors) cut by ``backoff`` at once, as :class:`~.aimd.Aimd` does.
 
-The baseline can be stale: if the backend became slower for everyone (bigger work), cutting our own load does
-not bring the RTT down. When two cuts in a row leave the RTT where it was although fewer calls ran, the
-latency is not our queue: the baseline is re-learned from the current RTT instead of cutting on to
-``min_limit``.
+The baseline is the 10th percentile of the recent window RTTs (the lowest would trust one lucky window), and it
+can be stale: if the backend became slower for everyone (bigger work, a loaded host), cutting our own load does
+not bring the RTT down. When two windows in a row find a queue that cuts did not shrink (fewer calls ran, the
+RTT stayed) or that no cut is left to make (the limit cannot go lower), the latency is not our queue: the
+baseline is re-learned from the current RTT instead of staying pinned at ``min_limit``.
 """
 
 from __future__ import annotations
@@ -82,13 +83,13 @@ class Gradient(LossBackoff):
 
     @property
     def rtt_s(self) -> float | None:
-        """The last window's median round-trip time."""
+        """The last window's mean round-trip time."""
         return self._rtt
 
     @property
     def baseline_s(self) -> float | None:
-        """What the backend answers in when nothing queues (lowest recent window RTT)."""
-        return min(self._history) if self._history else None
+        """What the backend answers in when nothing queues: a low percentile of the recent window RTTs."""
+        return _low(self._history) if self._history else None
 
     def update(self, sample: Sample) -> str | None:
         if sample.signal == "ignore":
@@ -119,7 +120,7 @@ class Gradient(LossBackoff):
         self._reset()
         self._rtt = rtt
         self._history.append(rtt)
-        baseline = min(self._history)
+        baseline = _low(self._history)
         if rtt > baseline * (1 + self.tolerance):
             return self._queueing(now, rtt, in_flight, baseline)
         self._previous, self._stale = None, 0
@@ -142,7 +143,12 @@ class Gradient(LossBackoff):
 
     def _queueing(self, now: float, rtt: float, in_flight: float, baseline: float) -> str | None:
         previous = self._previous
-        if previous is not None and in_flight <= previous[0] * LOAD_DROP and rtt >= previous[1] * RTT_HELD:
+        cut = self._estimate * (1 - MAX_CUT), min(self._estimate, in_flight * baseline / rtt)
+        futile = previous is not None and (
+            self._limit <= self._min or round(max(cut)) >= self._limit
+        )  # no cut left
+        held = previous is not None and in_flight <= previous[0] * LOAD_DROP and rtt >= previous[1] * RTT_HELD
+        if futile or held:
             self._stale += 1
             if self._stale >= STALE_CUTS:  # our cuts do not move the RTT: it is the backend's new normal
                 self._history.clear()
@@ -153,10 +159,9 @@ class Gradient(LossBackoff):
             self._stale = 0
         self._previous = (in_flight, rtt)
         self._step = 1.0
-        self._hold = PROBE_HOLD
-        target = in_flight * baseline / rtt
-        if not self._set(max(self._estimate * (1 - MAX_CUT), min(self._estimate, target))):
+        if not self._set(max(cut)):
             return None
+        self._hold = PROBE_HOLD
         self._changed(now)
         return "latency"
 
@@ -169,3 +174,9 @@ class Gradient(LossBackoff):
         self._rtts = []
         self._in_flight_total = 0
         self._reached = False
+
+
+def _low(history: deque[float]) -> float:
+    """The 10th percentile: as low as the backend answers without a queue, but not one lucky window."""
+    ordered = sorted(history)
+    return ordered[len(ordered) // 10]
