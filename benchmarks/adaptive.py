@@ -180,7 +180,7 @@ def main() -> int:
     cli.add_argument("--runs", type=int, default=3, help="repetitions (default 3)")
     cli.add_argument("--phase-s", type=float, default=12.0, help="seconds per capacity phase (default 12)")
     args = cli.parse_args()
-    runs, phase_s = (1, 2.0) if args.quick else (args.runs, args.phase_s)
+    runs, phase_s = (1, 1.0) if args.quick else (args.runs, args.phase_s)
     logging.getLogger("penguiflow.flow").setLevel(logging.CRITICAL)  # calls are counted, not printed
     context = multiprocessing.get_context("spawn")
     port_out, port_in = context.Pipe()

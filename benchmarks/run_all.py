@@ -15,7 +15,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # In order of cost, cheapest first. redis_limiter is another helper's benchmark: run when present.
-SCRIPTS = ("overhead", "scale", "retry_storm", "limiter_efficiency", "end_to_end", "redis_limiter")
+SCRIPTS = (
+    "overhead",
+    "scale",
+    "retry_storm",
+    "limiter_efficiency",
+    "end_to_end",
+    "adaptive",
+    "redis_limiter",
+)
 
 
 def main() -> int:

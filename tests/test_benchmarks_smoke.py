@@ -19,6 +19,7 @@ EXPECTED = {
     "scale": (["Memory per queued call", "Cost per operation"], "memory_bytes_per_queued_call"),
     "retry_storm": (["Retry storm behind ConcurrencyLimit(5)"], "cases"),
     "end_to_end": (["End to end"], "cases"),
+    "adaptive": (["Adaptive concurrency: median over"], "summary"),
 }
 
 
