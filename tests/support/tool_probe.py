@@ -21,7 +21,6 @@ import threading
 import time
 from types import TracebackType
 
-
 _ids = itertools.count()
 
 
@@ -55,7 +54,9 @@ class Probe:
     async def __aenter__(self) -> Probe:
         self._enter()
         deadline = time.monotonic() + self.patience_s
-        while not self._reached.is_set() and time.monotonic() < deadline:
+        # A threading.Event (sync tools share the probe), polled: waiting on it in worker threads would take
+        # the default executor's few threads from the very calls being counted.
+        while not self._reached.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         await asyncio.sleep(self.hold_s)
         return self
