@@ -97,7 +97,14 @@ def mcp_idempotent(annotations: Any) -> bool:
     if isinstance(annotations, Mapping):
         read_only = annotations.get("readOnlyHint", annotations.get("read_only_hint"))
         idempotent = annotations.get("idempotentHint", annotations.get("idempotent_hint"))
-    else:
-        read_only = getattr(annotations, "read_only_hint", getattr(annotations, "readOnlyHint", None))
-        idempotent = getattr(annotations, "idempotent_hint", getattr(annotations, "idempotentHint", None))
+    else:  # mcp 2's snake_case names first: its camelCase aliases warn
+        read_only = _first(annotations, "read_only_hint", "readOnlyHint")
+        idempotent = _first(annotations, "idempotent_hint", "idempotentHint")
     return read_only is True or idempotent is True
+
+
+def _first(obj: Any, *attributes: str) -> Any:
+    for attribute in attributes:
+        if hasattr(obj, attribute):
+            return getattr(obj, attribute)
+    return None
