@@ -22,7 +22,7 @@ from opentelemetry import trace
 
 from penguiflow.errors import ToolTimeoutError
 from penguiflow.integrations.langchain import PenguiflowMiddleware, as_langchain_tools, wrap_tool
-from penguiflow.middleware import ConcurrencyLimit, Retry, RetryPolicy, Timeout
+from penguiflow.middleware import Call, CallNext, ConcurrencyLimit, Retry, RetryPolicy, Timeout
 from penguiflow.telemetry import names
 from penguiflow.tools import ExternalToolConfig, ToolNode, TransportType
 from tests.support import otel
@@ -277,3 +277,26 @@ async def test_a_tool_nodes_entries_as_langchain_tools_in_a_langgraph_graph() ->
     assert probe.calls == 20
     assert probe.peak == 3
     assert outcomes(f"{source}.search", "success") == 20
+
+
+async def test_two_middlewares_compose_in_one_agent_the_first_outermost() -> None:
+    name = unique_name("layered")
+    seen: list[str] = []
+
+    def recorder(label: str) -> Any:
+        async def record(call: Call, call_next: CallNext) -> Any:
+            seen.append(label)
+            return await call_next(call)
+
+        return record
+
+    agent = create_agent(
+        model_calling(*fan_out(name, 1)),
+        [probed_tool(name, Probe())],
+        middleware=[
+            PenguiflowMiddleware(recorder("outer"), name="outer"),
+            PenguiflowMiddleware(recorder("inner"), name="inner"),
+        ],
+    )
+    await agent.ainvoke({"messages": [{"role": "user", "content": "go"}]})
+    assert seen == ["outer", "inner"]

@@ -3,7 +3,8 @@
 A layer's state (a ``ConcurrencyLimit``'s queue) belongs to one event loop, so the sync paths of the
 integrations (LangChain's ``invoke``) all run their stacks on this loop, whichever thread calls; the caller's
 context variables (the current OpenTelemetry span, LangChain's run config) go with each call. A stack used this
-way must not be used from another event loop at the same time.
+way must not be used from another event loop at the same time. The sync steps themselves run in that loop's
+executor, sized well above any sensible limit (``SYNC_WORKERS``) so that it never becomes a hidden one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+SYNC_WORKERS = 64
+
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
@@ -27,6 +30,9 @@ def _background_loop() -> asyncio.AbstractEventLoop:
     with _lock:
         if _loop is None:
             loop = asyncio.new_event_loop()
+            loop.set_default_executor(
+                concurrent.futures.ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix="penguiflow-sync")
+            )
             thread = threading.Thread(target=loop.run_forever, name="penguiflow-sync", daemon=True)
             thread.start()
             _loop, _thread = loop, thread

@@ -57,7 +57,8 @@ class PenguiflowMiddleware(AgentMiddleware):  # type: ignore[type-arg]
 
     ``tool_layers`` maps tool names to extra layers, run inside ``layers`` for that tool only.
     ``source`` labels the calls' metrics and spans (``penguiflow.tool.source``); ``idempotent`` is what the calls
-    declare to ``Retry`` (``None``: unknown, the policy alone decides).
+    declare to ``Retry`` (``None``: unknown, the policy alone decides). ``name`` tells two instances in one agent
+    apart (``create_agent`` wants unique middleware names).
     """
 
     def __init__(
@@ -66,9 +67,15 @@ class PenguiflowMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         tool_layers: Mapping[str, Sequence[Middleware]] | None = None,
         source: str | None = None,
         idempotent: bool | None = None,
+        name: str = "PenguiflowMiddleware",
     ) -> None:
         super().__init__()
         self.stacks = ToolStacks(layers, tool_layers, source=source, idempotent=idempotent)
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     async def awrap_tool_call(
         self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], Awaitable[Any]]
