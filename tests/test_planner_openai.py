@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from penguiflow.demo.backends.chat_completions import ChatCompletionsServer, completion
 from penguiflow.planner import (
     LLMAuthenticationError,
     LLMResponseError,
@@ -27,39 +26,9 @@ from tests.support import otel
 KEY = "sk-test-not-a-real-key-1234"
 
 
-class ChatServer:
+class ChatServer(ChatCompletionsServer):
     """A Chat Completions endpoint on 127.0.0.1: replies with tool calls for every tool offered (all in one
     reply) until it has seen tool results, then answers with what the tools returned."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
-        self.status = 200
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                if self.path != "/v1/chat/completions":
-                    return self._send(404, {"error": {"message": "no route"}})
-                if server.status != 200:
-                    return self._send(server.status, {"error": {"message": f"status {server.status}"}})
-                self._send(200, server.reply(body))
-
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def reply(self, body: dict[str, Any]) -> dict[str, Any]:
         results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
@@ -75,22 +44,14 @@ class ChatServer:
                 for i, t in enumerate(body.get("tools", []))
             ]
             message = {"role": "assistant", "content": None, "tool_calls": calls}
-        return {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": body["model"] + "-0613",
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
-            "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
-        }
+        return completion({"model": body["model"] + "-0613"}, message, "tool_calls")
 
 
 @pytest.fixture
 def chat_server() -> Iterator[ChatServer]:
     server = ChatServer()
-    server.thread.start()
     yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+    server.close()
 
 
 def test_tool_names_map_reversibly_to_valid_function_names() -> None:
@@ -135,7 +96,7 @@ async def test_planner_with_a_model_name_talks_chat_completions_to_openai_base_u
     assert peak == 2  # the two tool_calls of one reply ran in parallel
     assert (result.usage.input_tokens, result.usage.output_tokens) == (84, 14)
 
-    (headers, request), (_, follow_up) = chat_server.requests
+    (headers, request), (_, follow_up) = chat_server.received
     assert headers["authorization"] == f"Bearer {KEY}"
     assert request["model"] == model
     functions = [t["function"] for t in request["tools"]]

@@ -28,6 +28,7 @@ from fastmcp import FastMCP
 from openai import AsyncOpenAI
 from opentelemetry import trace
 
+from penguiflow.demo.backends.chat_completions import ChatCompletionsServer, Script, chat_completions_server
 from penguiflow.errors import ToolTimeoutError
 from penguiflow.integrations._catalog import function_name
 from penguiflow.integrations.openai_agents import function_tools, wrap_function_tool, wrap_mcp_server
@@ -35,7 +36,6 @@ from penguiflow.middleware import Call, CallNext, ConcurrencyLimit, Retry, Retry
 from penguiflow.telemetry import names
 from penguiflow.tools import ExternalToolConfig, ToolNode, TransportType
 from tests.support import otel
-from tests.support.chat_completions import ChatCompletionsServer, Script, chat_completions_server
 from tests.support.scripted_http import Reply, ScriptedServer, scripted_server
 from tests.support.tool_probe import BackoffProbe, Probe, unique_name
 

@@ -1,6 +1,11 @@
 """A Chat Completions endpoint on 127.0.0.1 that plays a script: the n-th request gets the n-th reply (the last
 repeats). A reply is a list of tool calls ``(name, arguments)`` — all in one assistant message — or a text. It
-drives real clients (the OpenAI SDK under the Agents SDK) offline; every request body is kept."""
+drives real clients (the OpenAI SDK under the Agents SDK) offline, for the examples and the tests; every request
+body is kept.
+
+>>> with chat_completions_server([[("search", {"q": "penguins"})], "done"]) as model:
+...     client = AsyncOpenAI(base_url=model.url, api_key="not-needed")
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,21 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+__all__ = ["ChatCompletionsServer", "Script", "chat_completions_server", "completion"]
+
 ToolCalls = Sequence[tuple[str, dict[str, Any]]]
 Script = Sequence[ToolCalls | str]
 
 
 class ChatCompletionsServer:
-    def __init__(self, script: Script) -> None:
+    """``POST /v1/chat/completions`` on 127.0.0.1, answered by :meth:`reply` (by default: the script). Every
+    request is kept in ``received`` as (lower-cased headers, body); a ``status`` other than 200 answers every
+    request with that error. Started at construction; :meth:`close` stops it."""
+
+    def __init__(self, script: Script = ("done",)) -> None:
         self.script = list(script)
-        self.requests: list[dict[str, Any]] = []
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.status = 200
         self._lock = threading.Lock()
         server = self
 
@@ -27,9 +39,13 @@ class ChatCompletionsServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server._lock:
+                    server.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
-                self._send(200, server._reply(body))
+                if server.status != 200:
+                    return self._send(server.status, {"error": {"message": f"status {server.status}"}})
+                self._send(200, server.reply(body))
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
@@ -48,33 +64,30 @@ class ChatCompletionsServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
-    def _reply(self, body: dict[str, Any]) -> dict[str, Any]:
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The request bodies, in order."""
         with self._lock:
-            index = len(self.requests)
-            self.requests.append(body)
+            return [body for _headers, body in self.received]
+
+    def reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The completion for ``body``: the script's step for this request (the last one repeats)."""
+        with self._lock:
+            index = len(self.received) - 1
         step = self.script[min(index, len(self.script) - 1)]
         if isinstance(step, str):
-            message: dict[str, Any] = {"role": "assistant", "content": step}
-            finish = "stop"
-        else:
-            calls = [
-                {
-                    "id": f"call_{index}_{n}",
-                    "type": "function",
-                    "function": {"name": name, "arguments": json.dumps(arguments)},
-                }
-                for n, (name, arguments) in enumerate(step)
-            ]
-            message = {"role": "assistant", "content": None, "tool_calls": calls}
-            finish = "tool_calls"
-        return {
-            "id": f"chatcmpl-{index}",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body.get("model", "test-model"),
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        }
+            return completion(body, {"role": "assistant", "content": step}, "stop", index)
+        calls = [
+            {
+                "id": f"call_{index}_{n}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+            for n, (name, arguments) in enumerate(step)
+        ]
+        return completion(
+            body, {"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls", index
+        )
 
     def tool_results(self) -> list[dict[str, Any]]:
         """The ``role: tool`` messages of the last request: what the client sent back for the tool calls."""
@@ -83,6 +96,20 @@ class ChatCompletionsServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def completion(
+    body: dict[str, Any], message: dict[str, Any], finish_reason: str, index: int = 0
+) -> dict[str, Any]:
+    """A ``chat.completion`` object with one choice, ``message``."""
+    return {
+        "id": f"chatcmpl-{index}",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model", "test-model"),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
+    }
 
 
 @contextmanager
