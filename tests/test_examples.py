@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted(path for path in (ROOT / "examples").glob("*.py") if not path.name.startswith("_"))
+# The guide's patterns at the top, one example per framework integration in integrations/.
+EXAMPLES = sorted(
+    path
+    for pattern in ("*.py", "integrations/*.py")
+    for path in (ROOT / "examples").glob(pattern)
+    if not path.name.startswith("_")
+)
 # The guide's configuration patterns; each must have its runnable example.
 PATTERNS = {
     "high_throughput",
@@ -26,6 +32,15 @@ PATTERNS = {
 
 def test_every_pattern_of_the_guide_has_an_example() -> None:
     assert {path.stem for path in EXAMPLES} >= PATTERNS
+
+
+def test_every_integration_has_an_example() -> None:
+    modules = {
+        p.stem for p in (ROOT / "src/penguiflow/integrations").glob("*.py") if not p.name.startswith("_")
+    }
+    examples = {path.stem for path in EXAMPLES if path.parent.name == "integrations"}
+    assert modules == {"langchain", "pydantic_ai", "openai_agents", "fastmcp"}
+    assert {"langchain_agent", "pydantic_ai_toolset", "openai_agents_sdk", "fastmcp_server"} <= examples
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[path.stem for path in EXAMPLES])
