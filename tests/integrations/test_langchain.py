@@ -188,7 +188,7 @@ async def test_tool_layers_give_one_tool_a_limit_of_its_own() -> None:
     assert wide_probe.peak >= 6
 
 
-def test_a_sync_agent_run_goes_through_the_same_limit() -> None:
+def test_a_sync_agent_run_goes_through_the_same_limit(spans: Any) -> None:
     """``agent.invoke`` (no event loop of the caller's): sync tools in LangGraph's threads, one shared limit."""
     name = unique_name("sync")
     probe = Probe(gate=3)
@@ -200,11 +200,16 @@ def test_a_sync_agent_run_goes_through_the_same_limit() -> None:
     tool = StructuredTool.from_function(func=work, name=name, description="Does one unit of work.")
     middleware = PenguiflowMiddleware(ConcurrencyLimit(3, name=name), Timeout(10))
     agent = create_agent(model_calling(*fan_out(name, 20)), [tool], middleware=[middleware])
-    result = agent.invoke({"messages": [{"role": "user", "content": "go"}]})
+    with tracer.start_as_current_span("sync agent run") as root:
+        result = agent.invoke({"messages": [{"role": "user", "content": "go"}]})
     assert sorted(int(m.content) for m in tool_messages(result)) == list(range(20))
     assert probe.calls == 20
     assert probe.peak == 3
     assert outcomes(name, "success") == 20
+    # The caller's context crosses to the background loop: the calls' spans are in the run's trace.
+    tool_call_spans = tool_spans(name)
+    assert len(tool_call_spans) == 20
+    assert {s.context.trace_id for s in tool_call_spans} == {root.get_span_context().trace_id}
 
 
 async def test_wrap_tool_puts_any_base_tool_behind_a_stack(server: ScriptedServer, spans: Any) -> None:
