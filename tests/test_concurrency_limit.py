@@ -470,37 +470,40 @@ async def test_timeout_around_a_queued_call_frees_its_place() -> None:
     assert (limiter.in_flight, limiter.queued) == (0, 0)
 
 
-# --- CallerLimits: partial acquisition ------------------------------------------------------------------------
+# --- joint admission of the caller's limits: nothing held while waiting ------------------------------------------
 
 
-async def test_caller_limits_give_back_what_they_took_when_a_later_one_rejects() -> None:
+async def test_caller_limits_take_nothing_when_one_of_them_rejects() -> None:
     outer = ConcurrencyLimit(5, name=unique("caller.outer"))
     inner = ConcurrencyLimit(1, name=unique("caller.inner"), max_queue=0)
     await inner.acquire()  # full, and no queue: the next call is rejected there
     stack = Stack(lambda call: asyncio.sleep(0), [CallerLimits()])
     with pytest.raises(LimiterRejectedError):
         await stack(Call("caller", {}, limits=(outer, inner)))
-    assert outer.in_flight == 0
+    assert (outer.in_flight, outer.waiting, inner.waiting) == (0, 0, 0)
     inner.release()
 
 
-async def test_caller_limits_give_back_what_they_took_when_cancelled_waiting_for_the_next() -> None:
+async def test_a_call_waiting_for_one_limit_holds_no_slot_of_the_others() -> None:
     outer = ConcurrencyLimit(5, name=unique("caller.outer"))
     inner = ConcurrencyLimit(1, name=unique("caller.inner"))
     await inner.acquire()
     stack = Stack(lambda call: asyncio.sleep(0), [CallerLimits()])
     task = asyncio.create_task(stack(Call("caller", {}, limits=(outer, inner))))
     await eventually(lambda: inner.queued == 1)
-    assert outer.in_flight == 1
+    # Waiting for `inner` only: `outer` has no slot taken and no call held up by it.
+    assert (outer.in_flight, outer.queued, outer.waiting) == (0, 0, 1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert (outer.in_flight, outer.queued, inner.in_flight, inner.queued) == (0, 0, 1, 0)
+    assert (outer.in_flight, outer.waiting, inner.in_flight, inner.queued, inner.waiting) == (0, 0, 1, 0, 0)
     inner.release()
 
 
-async def test_caller_limits_narrowest_first_does_not_hoard_the_outer_limit() -> None:
-    """The documented order (narrowest first): a query limited to 1 holds one planner slot, not all of them."""
+@pytest.mark.parametrize("narrowest_first", [True, False])
+async def test_a_limited_query_holds_only_the_planner_slots_it_runs_in(narrowest_first: bool) -> None:
+    """Whatever the order of ``call.limits``: a query limited to 1 runs in one planner slot and its other calls
+    wait at its own limit, not at the planner's."""
     planner = ConcurrencyLimit(3, name=unique("caller.planner"))
     query = ConcurrencyLimit(1, name=unique("caller.query"))
     gate = asyncio.Event()
@@ -508,13 +511,14 @@ async def test_caller_limits_narrowest_first_does_not_hoard_the_outer_limit() ->
     async def work(call: Call) -> None:
         await gate.wait()
 
+    limits = (query, planner) if narrowest_first else (planner, query)
     stack = Stack(work, [CallerLimits()])
-    tasks = [asyncio.create_task(stack(Call("q", {}, limits=(query, planner)))) for _ in range(5)]
+    tasks = [asyncio.create_task(stack(Call("q", {}, limits=limits))) for _ in range(5)]
     await eventually(lambda: query.queued == 4)
-    assert planner.in_flight == 1
+    assert (planner.in_flight, planner.queued, planner.waiting) == (1, 0, 4)
     gate.set()
     await asyncio.gather(*tasks)
-    assert (planner.in_flight, query.in_flight) == (0, 0)
+    assert (planner.in_flight, query.in_flight, planner.waiting, query.waiting) == (0, 0, 0, 0)
 
 
 # --- bad input -----------------------------------------------------------------------------------------------

@@ -104,7 +104,9 @@ def test_demo_shows_the_three_levels_retries_and_timeouts(demo_run: tuple[str, f
     assert ceiling and int(ceiling.group(1)) == 50 and int(ceiling.group(2)) > 0, output[-3000:]
     github = re.search(r"Level 3 queueing: 'github' ran (\d+)/10 with up to (\d+) queued", output)
     assert github and int(github.group(1)) == 10 and int(github.group(2)) >= 10, output[-3000:]
-    assert re.search(r"Level 3 queueing: 'exports' ran 2/2 with up to 4 queued", output), output[-3000:]
+    # At most max_queue=4 wait through exports (the rest are rejected, below); the ones that arrive while the
+    # planner is full are counted where they wait, at Level 1.
+    assert re.search(r"Level 3 queueing: 'exports' ran 2/2 with up to [1-4] queued", output), output[-3000:]
     assert re.search(r"Level 2 per-run limit: peaked at [1-5] in flight", output), output[-3000:]
     retries = re.search(r"Retries with back-off: (\d+) \((.*)\)", output)
     assert retries and int(retries.group(1)) > 0 and "status_429" in retries.group(2), output[-3000:]

@@ -444,15 +444,18 @@ async def test_cancelling_a_run_cancels_its_calls_and_frees_every_slot() -> None
     )
     planner = ReactPlanner(catalog=[entry], llm=ScriptedLLM([fan_out(entry, 10)]), absolute_max_parallel=4)
     task = asyncio.create_task(planner.run("q", planning_hints={"max_parallel": 3}))
-    await eventually(lambda: tracker.now == 2 and planner.limiter.in_flight == 3)
+    await eventually(lambda: tracker.now == 2 and source_limit.queued == 8)
     level2 = seen_limits[0][0]
-    assert (level2.name, level2.in_flight, level2.queued) == ("run", 3, 7)
-    assert source_limit.queued == 1
+    # The 2 running calls hold a slot at every level; the 8 waiting for the source hold none, and are counted
+    # as held up by the source only (each waiting call is queued at the one limiter it waits for).
+    assert (level2.name, level2.in_flight, level2.queued, level2.waiting) == ("run", 2, 0, 8)
+    assert (planner.limiter.in_flight, planner.limiter.queued) == (2, 0)
     # Level 1 and 2 show in the limiter gauges like any ConcurrencyLimit.
     run_labels = {names.LIMITER_NAME: "run"}
-    assert otel.value(names.LIMITER_IN_FLIGHT, **run_labels) == 3
-    assert otel.value(names.LIMITER_QUEUED, **run_labels) == 7
-    assert otel.value(names.LIMITER_IN_FLIGHT, **{names.LIMITER_NAME: "planner"}) >= 3
+    assert otel.value(names.LIMITER_IN_FLIGHT, **run_labels) == 2
+    assert otel.value(names.LIMITER_QUEUED, **run_labels) == 0
+    assert otel.value(names.LIMITER_QUEUED, **{names.LIMITER_NAME: source_limit.name}) == 8
+    assert otel.value(names.LIMITER_IN_FLIGHT, **{names.LIMITER_NAME: "planner"}) >= 2
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

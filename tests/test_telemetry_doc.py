@@ -69,6 +69,6 @@ def test_the_table_has_every_column_for_a_metric() -> None:
         "`{call}`",
         "`penguiflow.limiter.name`",
         "`penguiflow_limiter_queued`",
-        "Calls waiting in the limiter's FIFO queue now.",
+        "Waiting calls this limiter holds up now; each waiting call counts at the one limiter it waits for.",
     ]
     assert "## Default layer order" in doc.render() and "Why Retry sits outside the limits" in doc.render()

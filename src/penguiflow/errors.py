@@ -37,6 +37,26 @@ class LimiterRejectedError(PenguiflowError):
         self.max_queue = max_queue
 
 
+class LimiterLoopError(PenguiflowError, RuntimeError):
+    """A :class:`~penguiflow.middleware.ConcurrencyLimit` was used from an event loop other than the one whose
+    calls hold or wait for its slots (``closed``: that loop is closed, so those calls can never give them back).
+
+    Without this check the calls of the new loop would queue forever behind slots nobody can release. Build
+    limiters (and the ``ToolNode``/``ReactPlanner`` owning them) in the loop that uses them, or let every call
+    end before that loop closes; an idle limiter moves to a new loop by itself."""
+
+    def __init__(self, limiter: str, *, closed: bool, held: int, waiting: int) -> None:
+        where = "a closed event loop" if closed else "another event loop that is still running"
+        super().__init__(
+            f"limiter {limiter!r} is in use by {where} ({held} slot(s) held, {waiting} call(s) waiting there); "
+            "a limiter serves one event loop at a time"
+        )
+        self.limiter = limiter
+        self.closed = closed
+        self.held = held
+        self.waiting = waiting
+
+
 # --- tool call failures -------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ What must hold:
 - every call ends in exactly one outcome — a result or a typed penguiflow error — within its deadline;
 - no limit is ever exceeded: Level 3 measured by the servers themselves (the HTTP server's counters, the MCP
   server's peak, kept in a file so a killed server's peak is not lost), Levels 1 and 2 by a probe layer inside
-  ``CallerLimits``;
+  each node's ``ConcurrencyLimit``, where the engine admits all three levels at once;
 - afterwards every limiter is idle, as its own attributes and the in-flight/queued gauges say;
 - the duration histogram's counts by outcome and the exported ``execute_tool`` spans match the outcomes counted
   here, call id by call id.
@@ -38,7 +38,7 @@ import pytest
 from penguiflow import ModelRegistry, errors
 from penguiflow.demo.backends import mcp_server
 from penguiflow.demo.backends.http_api import FAULT_KINDS, ChaosConfig, HttpApiServer
-from penguiflow.middleware import CallerLimits, ConcurrencyLimit, Middleware
+from penguiflow.middleware import ConcurrencyLimit, Middleware
 from penguiflow.middleware.call import Call, CallNext
 from penguiflow.planner import ReactPlanner, ScriptedLLM
 from penguiflow.planner.result import PlannerResult
@@ -64,8 +64,8 @@ MCP_TOOLS: tuple[tuple[str, dict[str, Any]], ...] = (
 class LimitProbe:
     """A layer that counts, per limiter, the calls past it right now, and keeps the peak.
 
-    Placed right after ``CallerLimits`` it sees every call holding the planner's Level 1 slot and its run's Level 2
-    slot (``call.limits``); placed right after a node's ``ConcurrencyLimit`` it sees the node's Level 3 slots.
+    Placed right inside a node's ``ConcurrencyLimit`` (the admission point) it sees every call holding the planner's
+    Level 1 slot and its run's Level 2 slot (``call.limits``), or, given the node's limiter, its Level 3 slots.
     It keeps every limiter it saw alive, so ids are never reused and the limiters can be inspected afterwards.
     """
 
@@ -197,13 +197,13 @@ def node_name(prefix: str) -> str:
 def probed_layers(
     config: ExternalToolConfig, caller_probe: LimitProbe
 ) -> tuple[list[Middleware], LimitProbe]:
-    """The node's default stack with the probes slotted in after ``CallerLimits`` and ``ConcurrencyLimit``."""
+    """The node's default stack with both probes right inside its ``ConcurrencyLimit``, the admission point: past
+    it a call holds its Level 1, 2 and 3 slots at once."""
     layers = ToolNode.default_layers(config)
     (limiter,) = [layer for layer in layers if isinstance(layer, ConcurrencyLimit)]
     node_probe = LimitProbe(limiter)
-    callers = next(i for i, layer in enumerate(layers) if isinstance(layer, CallerLimits))
-    layers.insert(callers + 1, caller_probe)
     layers.insert(layers.index(limiter) + 1, node_probe)
+    layers.insert(layers.index(limiter) + 1, caller_probe)
     return layers, node_probe
 
 

@@ -193,7 +193,14 @@ async def classify(text: str) -> str:
     return ("bug", "question", "payment")[len(text) % 3]
 
 
-NATIVE_TOOLS: tuple[ToolEntry, ...] = (summarize, classify)
+@tool(name="local.crunch", timeout_s=5)
+async def crunch(batch: int) -> int:
+    """Crunch the numbers of one batch of incidents."""
+    await asyncio.sleep(0.8)
+    return batch * 7 % 11
+
+
+NATIVE_TOOLS: tuple[ToolEntry, ...] = (summarize, classify, crunch)
 
 
 @contextlib.asynccontextmanager
@@ -299,7 +306,7 @@ async def run_demo(options: DemoOptions) -> int:
             planner = make_planner(catalog, options)
             view.print(
                 f"Planner: absolute_max_parallel={workload.ABSOLUTE_MAX_PARALLEL}; queries per round: triage "
-                "(30 github / 15 stripe / 5 native per hop), followup (20 github), audit (max_parallel=5), "
+                "(30 github / 15 stripe / 5 native per hop), followup (20 github / 40 native), audit (max_parallel=5), "
                 "burst (10 reports)"
             )
             deadline = time.monotonic() + options.duration

@@ -7,7 +7,7 @@ Three kinds of query run side by side in every round, against one planner (so th
   Retry-After above 4 concurrent requests and 503 now and then, so it retries with back-off.
 - ``audit`` — ``planning_hints={"max_parallel": 5}``: Level 2 holds it to 5 calls at once; its slow report
   calls trip the reports source's 1 s timeout.
-- ``followup`` — 20 more GitHub calls per hop, no hints.
+- ``followup`` — 20 more GitHub calls and 40 slow native ``local.crunch`` calls per hop, no hints.
 - ``burst`` — 10 export calls at once against a source with ``max_concurrency=2, max_queue=4``: the queue
   fills and the rest are rejected at once.
 
@@ -16,8 +16,9 @@ Beside the planner, a steady stream of lookups (``LOOKUP_CALLERS`` callers, back
 ``INVENTORY_CAPACITY[0]`` calls at once, then a third into the run only ``[1]``, then ``[2]`` again, and the
 limit follows it.
 
-Together they ask for about 85 calls at once, more than ``absolute_max_parallel=50``: the Level 1 ceiling
-shows too (calls queued at Level 3 keep their Level 1 slot, so GitHub's queue fills the planner's 50).
+Together they ask for about 125 calls at once, more than ``absolute_max_parallel=50``: the Level 1 ceiling
+shows too. Level 1 counts running calls only (a call waiting for its source holds no planner slot), so it is the
+native crunching, which no source limits, that fills the planner's 50 and queues behind it.
 """
 
 from __future__ import annotations
@@ -125,11 +126,18 @@ def burst() -> Query:
     )
 
 
+CRUNCH_CALLS = 40  # native calls per followup hop: with the sources' 19 slots, more than Level 1's 50
+
+
 def followup(rng: random.Random, hops: int = 2) -> Query:
     return Query(
         "followup",
         "Follow up on every issue mentioned in yesterday's incidents.",
-        tuple(tuple(github_call(rng, i) for i in range(20)) for _hop in range(hops)),
+        tuple(
+            tuple(github_call(rng, i) for i in range(20))
+            + tuple(("local.crunch", {"batch": i}) for i in range(CRUNCH_CALLS))
+            for _hop in range(hops)
+        ),
     )
 
 

@@ -4,16 +4,18 @@ A layer is any object (or ``async def``) called as ``await layer(call, call_next
 behind layers; :class:`Stack` puts any handler behind them. The built-in layers, in their default order for an
 external tool source (outermost first)::
 
-    log_flow_events → Retry → CallerLimits → ConcurrencyLimit → Timeout → transport
+    log_flow_events → Retry → ConcurrencyLimit → Timeout → transport
 
-Retry is outside the limits on purpose: a call sleeping in back-off holds no slot, at any level.
+Retry is outside the limits on purpose: a call sleeping in back-off holds no slot, at any level. The caller's
+limits (a planner's Levels 1 and 2, ``call.limits``) are admitted by the engine together with the innermost
+admission point of the stack, in one decision (:mod:`penguiflow.middleware.admission`).
 ``AdaptiveConcurrencyLimit`` takes ``ConcurrencyLimit``'s place when the limit should find the backend's capacity.
 """
 
 from penguiflow.middleware import client_errors
 from penguiflow.middleware.adaptive import AdaptiveConcurrencyLimit, AdaptivePolicy
 from penguiflow.middleware.call import Call, CallNext, Handler, LatencyCallback, Middleware
-from penguiflow.middleware.concurrency import CallerLimits, ConcurrencyLimit
+from penguiflow.middleware.concurrency import Admission, CallerLimits, ConcurrencyLimit, admit
 from penguiflow.middleware.events import EVENT_TYPES, FlowEvent, FlowEventLogger, log_flow_events
 from penguiflow.middleware.failures import Failure, classify, register_classifier
 from penguiflow.middleware.retry import Retry, RetryPolicy, parse_retry_after
@@ -28,6 +30,7 @@ __all__ = [
     "EVENT_TYPES",
     "AdaptiveConcurrencyLimit",
     "AdaptivePolicy",
+    "Admission",
     "Call",
     "CallNext",
     "CallerLimits",
@@ -43,6 +46,7 @@ __all__ = [
     "Stack",
     "Timeout",
     "Wrapped",
+    "admit",
     "classify",
     "log_flow_events",
     "parse_retry_after",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,12 +29,15 @@ class Call:
     ``tool`` is the catalog name (``github.create_issue``), ``source`` the tool source (``github``; ``None`` for a
     plain wrapped function), ``arguments`` the keyword arguments. ``attempt`` starts at 1 and is advanced by the
     retry layer. ``context`` is a scratch dict that layers may use to share state for this call. ``limits`` are
-    extra limiters the *caller* imposes (the planner's Level 1 and 2), acquired by :class:`CallerLimits`;
-    ``layers`` are the caller's own layers (``ReactPlanner(middleware=...)``), run outside the tool source's
-    layers, inside the call's span. ``idempotent`` says whether running the call twice is harmless: ``True``
+    extra limiters the *caller* imposes (the planner's Level 1 and 2), admitted by the engine together with the
+    stack's own limiter, whatever the stack's layers (see ``penguiflow.middleware.admission``); ``layers`` are
+    the caller's own layers (``ReactPlanner(middleware=...)``), run outside the tool source's layers, inside the
+    call's span. ``idempotent`` says whether running the call twice is harmless: ``True``
     (a read, a PUT, an MCP tool annotated ``idempotentHint``), ``False`` (a POST, a tool that creates
     something) or ``None`` (unknown: a function you wrapped yourself); :class:`~penguiflow.middleware.Retry`
-    re-sends a ``False`` call only after a failure proving the source did not process it.
+    re-sends a ``False`` call only after a failure proving the source did not process it. ``flow`` is the
+    call's fairness key at ``fair`` limiters (a tenant, a planner run; a ``str`` also labels their per-flow
+    metrics, so keep those few) and ``weight`` its flow's share of turns there.
     """
 
     tool: str
@@ -48,6 +51,11 @@ class Call:
     idempotent: bool | None = None
     # Receivers of the FlowEvents the layers emit for this call; log_flow_events subscribes here.
     listeners: list[Callable[[FlowEvent], None]] | None = None
+    flow: Hashable | None = None
+    weight: int = 1
+    # Set by the stack running the call: the layer where ``limits`` are admitted, and whether they are now.
+    _point: object = field(default=None, init=False, repr=False)
+    _admitted: bool = field(default=False, init=False, repr=False)
 
 
 CallNext = Callable[[Call], Awaitable[Any]]

@@ -1,34 +1,49 @@
-"""``ConcurrencyLimit``: a FIFO, cancellation-safe, resizable semaphore layer with an optional bounded queue.
+"""``ConcurrencyLimit``: a cancellation-safe, resizable limit with an optional bounded queue; the admission point.
 
-A released slot is handed directly to the oldest waiter (never left for a newcomer to grab), which is what makes
-the queue strictly FIFO. A waiter that is cancelled (or times out) while queued is skipped lazily, so leaving
-the queue is O(1); a waiter cancelled after being handed a slot passes that slot on, so no slot ever leaks.
+Every limiter of a call's path — the caller's Levels 1 and 2 (``call.limits``) and the source's own limit — is
+taken in one decision by :mod:`penguiflow.middleware.admission` (the algorithm and its cost are described there):
+a call waits holding no slot, and counts against a level only while it runs. The engine itself decides where
+that admission happens in a stack (:func:`place_admission`): at the innermost layer that declares itself an
+admission point (``admission_point = True``: ``ConcurrencyLimit``, ``CallerLimits``, or a plug-in using
+:func:`admit`), else just outside the trailing ``Timeout`` layers. So no stack, whatever layers it has, escapes
+the caller's limits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import deque
-from typing import Any
+from collections.abc import Hashable, Sequence
+from typing import Any, ClassVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from penguiflow.errors import LimiterRejectedError
-from penguiflow.middleware.call import Call, CallNext, LatencyCallback
+from penguiflow.errors import ConfigurationError, LimiterRejectedError
+from penguiflow.middleware import admission
+from penguiflow.middleware.admission import Path, Waiter, bind, try_admit
+from penguiflow.middleware.call import Call, CallNext, LatencyCallback, Middleware
 from penguiflow.middleware.events import QUEUE_WAIT, emit
+from penguiflow.middleware.fairness import POLICIES, Parking, Policy
+from penguiflow.middleware.timeout import Timeout
 from penguiflow.middleware.validation import check_count, check_name
 from penguiflow.telemetry import instruments, names
 
 
 class ConcurrencyLimit:
-    """At most ``max_concurrency`` calls run at once; the rest wait in FIFO order.
+    """At most ``max_concurrency`` calls run at once through this limiter; the rest wait.
 
-    ``max_queue`` bounds the queue: a call arriving at a full queue fails at once with
-    :class:`~penguiflow.errors.LimiterRejectedError` instead of growing memory. ``name`` labels the limiter's
-    metrics and spans. The limit can be changed while calls run (:meth:`set_limit`).
+    ``policy`` orders the waiters: ``"fifo"`` (arrival order), or ``"fair"`` — deficit round-robin between the
+    flows of the calls (``call.flow``, e.g. a tenant, or a planner run), FIFO within a flow, each flow served
+    ``call.weight`` calls per turn — so a flow that fans out cannot starve the others. ``max_queue`` bounds the
+    calls waiting for admission through this limiter: one arriving beyond it fails at once with
+    :class:`~penguiflow.errors.LimiterRejectedError`. ``name`` labels the limiter's metrics and spans. The limit
+    can be changed while calls run (:meth:`set_limit`).
+
+    Subclasses (an adaptive limit) may override :meth:`on_complete` to observe every call admitted through the
+    limiter as a layer, and change the limit with :meth:`set_limit`.
     """
+
+    admission_point: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -37,18 +52,25 @@ class ConcurrencyLimit:
         name: str,
         max_queue: int | None = None,
         latency_callback: LatencyCallback | None = None,
+        policy: Policy = "fifo",
     ) -> None:
         self._limit = check_count(max_concurrency, "max_concurrency", minimum=1)
         self._name = check_name(name, "name")
         self.max_queue = None if max_queue is None else check_count(max_queue, "max_queue", minimum=0)
+        if policy not in POLICIES:
+            raise ConfigurationError("policy", f"must be one of {', '.join(POLICIES)}, got {policy!r}")
+        self._policy: Policy = policy
         self.latency_callback = latency_callback
-        self._in_flight = 0
-        self._queued = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._wait_attributes = {
-            False: {names.LIMITER_NAME: name, names.LIMITER_WAITED: False},
-            True: {names.LIMITER_NAME: name, names.LIMITER_WAITED: True},
-        }
+        self._in_flight = 0  # slots held by running calls
+        self._queued = 0  # waiting calls held up by this limiter (each waiting call counts at one limiter)
+        self._waiting = 0  # waiting calls whose path includes this limiter (what max_queue bounds)
+        self._parking = Parking(policy)
+        self._groups: dict[tuple[Path, Hashable], admission.Group] = {}  # groups whose path starts here
+        self._flow_queued: dict[str, int] = {}  # fair: waiting calls held up here, by named flow
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._alone: Path = (self,)
+        self._observed = type(self).on_complete is not ConcurrencyLimit.on_complete
+        self._wait_attributes: dict[tuple[bool, str | None], dict[str, Any]] = {}
         instruments.register_limiter(self)
 
     # --- what the gauges and users read ---------------------------------------------------------------
@@ -58,100 +80,72 @@ class ConcurrencyLimit:
 
     @property
     def in_flight(self) -> int:
-        """Calls holding a slot now."""
+        """Calls holding a slot now: running (or admitted and about to run), never merely waiting."""
         return self._in_flight
 
     @property
     def queued(self) -> int:
-        """Calls waiting for a slot now."""
+        """Waiting calls held up by this limiter now (a waiting call counts at the one limiter it waits for)."""
         return self._queued
+
+    @property
+    def waiting(self) -> int:
+        """Waiting calls whose path includes this limiter, whichever limiter holds them up (``max_queue``)."""
+        return self._waiting
 
     @property
     def limit(self) -> int:
         return self._limit
 
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    def flows_queued(self) -> dict[str, int]:
+        """``fair`` limiters: waiting calls held up here per named flow (``call.flow`` a ``str``)."""
+        return {flow: count for flow, count in self._flow_queued.items() if count}
+
     def set_limit(self, max_concurrency: int) -> None:
         """Change the limit now. Raising it admits waiters at once; lowering it lets running calls finish."""
         self._limit = check_count(max_concurrency, "max_concurrency", minimum=1)
-        self._grant()
+        if self._parking:
+            admission._check_release_loop(self)
+            admission.grant(self)
+
+    def on_complete(self, call: Call, running_s: float, error: BaseException | None) -> None:
+        """Hook: a call admitted through this limiter (used as a layer, alone or as one level of a joint
+        admission) finished after holding its slot ``running_s`` seconds; ``error`` is what it raised, or
+        ``None``. Called before the slot is released. Does nothing; an adaptive limit overrides it."""
 
     def __repr__(self) -> str:
-        return f"ConcurrencyLimit({self._limit}, name={self._name!r}, in_flight={self._in_flight}, queued={self._queued})"
+        return (
+            f"ConcurrencyLimit({self._limit}, name={self._name!r}, in_flight={self._in_flight}, "
+            f"queued={self._queued})"
+        )
 
-    # --- acquire / release -----------------------------------------------------------------------------
+    # --- acquire / release (this limiter alone) -------------------------------------------------------------
     async def acquire(self, call: Call | None = None) -> float:
-        """Take a slot, waiting in FIFO order; returns the seconds waited. Pair with :meth:`release`."""
-        telemetry = instruments.current()
-        # Not ``not self._queued``: a waiter cancelled in this loop iteration is still counted there until its
-        # task runs, and a newcomer sent to the queue behind it would wait with a slot free. Waiters left in
-        # the deque imply every slot is taken (each release or raise of the limit drains the deque first).
-        if self._in_flight < self._limit and not self._waiters:
-            self._in_flight += 1
-            if telemetry is not None and telemetry.metrics is not None:
-                telemetry.metrics.record(names.LIMITER_WAIT, 0.0, self._wait_attributes[False])
-            return 0.0
-        return await self._wait(call, telemetry)
+        """Take a slot, waiting in the policy's order; returns the seconds waited. Pair with :meth:`release`."""
+        return await acquire_path(self._alone, call)
 
     def release(self) -> None:
-        """Give back a slot taken by :meth:`acquire`; it goes straight to the oldest waiter."""
-        if self._in_flight <= 0:
-            raise RuntimeError(f"ConcurrencyLimit {self._name!r}: release() without a matching acquire()")
-        self._in_flight -= 1
-        self._grant()
+        """Give back a slot taken by :meth:`acquire`; waiters are admitted at once."""
+        admission.release(self._alone)
 
-    def _grant(self) -> None:
-        waiters = self._waiters
-        while waiters and self._in_flight < self._limit:
-            waiter = waiters.popleft()
-            if waiter.done():  # cancelled while queued; already uncounted
-                continue
-            self._in_flight += 1
-            self._queued -= 1
-            waiter.set_result(None)
+    # --- telemetry ---------------------------------------------------------------------------------------
+    def _attributes(self, waited: bool, flow: Hashable) -> dict[str, Any]:
+        label = flow if isinstance(flow, str) and self._parking.fair else None
+        key = (waited, label)
+        attributes = self._wait_attributes.get(key)
+        if attributes is None:
+            attributes = {names.LIMITER_NAME: self._name, names.LIMITER_WAITED: waited}
+            if label is not None:
+                attributes[names.LIMITER_FLOW] = label
+            self._wait_attributes[key] = attributes
+        return attributes
 
-    async def _wait(self, call: Call | None, telemetry: instruments.Telemetry | None) -> float:
-        if self.max_queue is not None and self._queued >= self.max_queue:
-            self._reject(call, telemetry)
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        self._queued += 1
-        start = time.perf_counter()
-        span = token = None
-        if telemetry is not None and telemetry.tracer is not None:
-            span = telemetry.tracer.start_span(
-                names.SPAN_QUEUE_WAIT.format(limiter=self._name),
-                attributes={
-                    names.LIMITER_NAME: self._name,
-                    names.LIMITER_QUEUED_AT_ARRIVAL: self._queued,
-                    names.LIMITER_LIMIT_AT_ARRIVAL: self._limit,
-                },
-            )
-            token = otel_context.attach(trace.set_span_in_context(span))
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # handed a slot, then cancelled before using it: pass it on
-            else:
-                waiter.cancel()
-                self._queued -= 1
-            raise
-        finally:
-            if span is not None:
-                otel_context.detach(token)  # type: ignore[arg-type]
-                span.end()
-        waited = time.perf_counter() - start
-        try:
-            if telemetry is not None and telemetry.metrics is not None:
-                telemetry.metrics.record(names.LIMITER_WAIT, waited, self._wait_attributes[True])
-            if call is not None:
-                emit(call, self.latency_callback, QUEUE_WAIT, waited * 1000, limiter=self._name)
-        except BaseException:
-            self.release()  # the caller never learns it holds the slot: give it back
-            raise
-        return waited
-
-    def _reject(self, call: Call | None, telemetry: instruments.Telemetry | None) -> None:
+    def _reject(self) -> None:
+        telemetry = instruments.current()
         if telemetry is not None:
             if telemetry.metrics is not None:
                 telemetry.metrics.add(
@@ -162,35 +156,215 @@ class ConcurrencyLimit:
             trace.get_current_span().add_event(names.EVENT_REJECTED, {names.LIMITER_NAME: self._name})
         raise LimiterRejectedError(self._name, self.max_queue or 0)
 
-    # --- as a layer --------------------------------------------------------------------------------------
+    # --- as a layer: the admission point of its stack -------------------------------------------------------
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
-        await self.acquire(call)
+        limits = call.limits
+        joint = bool(limits) and call._point is self and not call._admitted
+        path = join(limits, self._alone) if joint else self._alone
+        loop = asyncio.get_running_loop()
+        for limiter in path:
+            if limiter._loop is not loop:
+                bind(limiter, loop)
+        if try_admit(path):
+            telemetry = instruments.current()
+            if telemetry is not None and telemetry.metrics is not None:
+                for limiter in path:
+                    telemetry.metrics.record(names.LIMITER_WAIT, 0.0, limiter._attributes(False, call.flow))
+        else:
+            await _wait(path, call, loop)
+        if joint:
+            call._admitted = True
+        observed = any(limiter._observed for limiter in path)
+        start = loop.time() if observed else 0.0
+        error: BaseException | None = None
         try:
             return await call_next(call)
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            self.release()
+            if joint:
+                call._admitted = False
+            if observed:
+                _observe(path, call, loop.time() - start, error)
+            admission.release(path)
+
+
+def join(limits: Path, own: Path) -> Path:
+    """The path of one admission: the caller's limits, then the layer's own, each limiter once."""
+    if not limits:
+        return own
+    extra = tuple(limiter for limiter in own if limiter not in limits)
+    return limits + extra if extra else limits
+
+
+def _observe(path: Path, call: Call, running_s: float, error: BaseException | None) -> None:
+    for limiter in path:
+        if limiter._observed:
+            limiter.on_complete(call, running_s, error)
+
+
+async def acquire_path(path: Path, call: Call | None) -> float:
+    """Admit one call at every limiter of ``path`` in one decision; returns the seconds it waited."""
+    loop = asyncio.get_running_loop()
+    for limiter in path:
+        if limiter._loop is not loop:
+            bind(limiter, loop)
+    if try_admit(path):
+        telemetry = instruments.current()
+        if telemetry is not None and telemetry.metrics is not None:
+            flow = call.flow if call is not None else None
+            for limiter in path:
+                telemetry.metrics.record(names.LIMITER_WAIT, 0.0, limiter._attributes(False, flow))
+        return 0.0
+    return await _wait(path, call, loop)
+
+
+async def _wait(path: Path, call: Call | None, loop: asyncio.AbstractEventLoop) -> float:
+    flow, weight = (call.flow, call.weight) if call is not None else (None, 1)
+    telemetry = instruments.current()
+    waiter: Waiter = admission.enqueue(path, flow, weight, loop)
+    assert waiter.group is not None and waiter.group.at is not None
+    first = waiter.group.at  # the limiter it waits for first
+    start = loop.time()
+    span = token = None
+    if telemetry is not None and telemetry.tracer is not None:
+        span = telemetry.tracer.start_span(
+            names.SPAN_QUEUE_WAIT.format(limiter=first.name),
+            attributes={
+                names.LIMITER_NAME: first.name,
+                names.LIMITER_QUEUED_AT_ARRIVAL: first.queued,
+                names.LIMITER_LIMIT_AT_ARRIVAL: first.limit,
+            },
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        await waiter
+    except BaseException:
+        if waiter.done() and not waiter.cancelled():
+            admission.release(path)  # admitted, then cancelled before using it: pass the slots on
+        else:
+            admission.withdraw(waiter)
+        if span is not None:
+            span.end()
+        raise
+    finally:
+        if span is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+    waited = loop.time() - start
+    waits: Sequence[float] = waiter.waits if waiter.waits is not None else (waited,)
+    # The limiter that held the call up longest names its wait.
+    held_up = max(range(len(path)), key=waits.__getitem__)
+    try:
+        if span is not None:
+            if path[held_up] is not first:
+                span.update_name(names.SPAN_QUEUE_WAIT.format(limiter=path[held_up].name))
+                span.set_attribute(names.LIMITER_NAME, path[held_up].name)
+            span.end()
+        if telemetry is not None and telemetry.metrics is not None:
+            for limiter, seconds in zip(path, waits, strict=True):
+                attributes = limiter._attributes(seconds > 0.0, flow)
+                telemetry.metrics.record(names.LIMITER_WAIT, seconds, attributes)
+        if call is not None:
+            callback = next((lim.latency_callback for lim in reversed(path) if lim.latency_callback), None)
+            emit(call, callback, QUEUE_WAIT, waited * 1000, limiter=path[held_up].name)
+    except BaseException:
+        admission.release(path)  # the caller never learns it holds the slots: give them back
+        raise
+    return waited
+
+
+# --- admission for layers that are not a ConcurrencyLimit -------------------------------------------------------
+class Admission:
+    """Slots held at every limiter of one admission (from :func:`admit`); :meth:`release` gives them back."""
+
+    __slots__ = ("_call", "_joint", "_released", "path", "waited_s")
+
+    def __init__(self, call: Call, path: Path, waited_s: float, joint: bool) -> None:
+        self._call = call
+        self.path = path
+        self.waited_s = waited_s
+        self._joint = joint
+        self._released = False
+        if joint:
+            call._admitted = True
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        if self._joint:
+            self._call._admitted = False
+        if self.path:
+            admission.release(self.path)
+
+
+async def admit(call: Call, *limiters: ConcurrencyLimit, at: object = None) -> Admission:
+    """Admit ``call`` at ``limiters`` — and at the caller's limits (``call.limits``) when the stack made ``at``
+    its admission point — in one decision: the call waits holding no slot. For a plug-in layer that declares
+    ``admission_point = True``: ``admission = await admit(call, self.local, at=self)``, then
+    ``admission.release()`` when the call is done. Without it the engine admits the caller's limits right
+    inside such a layer, after it."""
+    joint = bool(call.limits) and at is not None and call._point is at and not call._admitted
+    path = join(call.limits, limiters) if joint else limiters
+    waited = await acquire_path(path, call) if path else 0.0
+    return Admission(call, path, waited, joint)
 
 
 class CallerLimits:
-    """Acquires the limiters the *caller* put on ``call.limits`` (the planner's Level 1 and Level 2), in order.
+    """Marks where the caller's limits (the planner's Levels 1 and 2, ``call.limits``) are admitted in a stack
+    that has no ``ConcurrencyLimit`` of its own (a native tool: ``log_flow_events → CallerLimits → Timeout``).
 
-    Sits in a tool's stack between retry and the tool source's own limit, so a call sleeping in back-off holds
-    no slot at any level. With no caller limits it is a pass-through. A call holds the slots it has while it
-    waits for the next limiter, so put the narrowest limiter first (Level 2 before Level 1): a query limited to
-    5 then holds at most 5 of the planner's slots, instead of taking them all to wait for its own 5. If a later
-    limiter rejects the call or it is cancelled while waiting, every slot already taken is given back.
+    Where the stack has a limiter inside it, that limiter is the admission point and takes the caller's limits
+    in the same decision as its own; this layer then passes calls through. With no caller limits it is a
+    pass-through too. Retry belongs outside it: a call sleeping in back-off holds no slot.
     """
 
+    admission_point: ClassVar[bool] = True
+
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
-        limits = call.limits
-        if not limits:
+        if not call.limits or call._point is not self or call._admitted:
             return await call_next(call)
-        taken: list[ConcurrencyLimit] = []
+        held = await admit(call, at=self)
         try:
-            for limiter in limits:
-                await limiter.acquire(call)
-                taken.append(limiter)
             return await call_next(call)
         finally:
-            for limiter in reversed(taken):
-                limiter.release()
+            held.release()
+
+
+class _AdmitAfter:
+    """Inside a plug-in admission point: admits the caller's limits if the plug-in did not (see :func:`admit`)."""
+
+    def __init__(self, point: object) -> None:
+        self.point = point
+
+    async def __call__(self, call: Call, call_next: CallNext) -> Any:
+        if not call.limits or call._admitted or call._point is not self.point:
+            return await call_next(call)
+        held = await admit(call, at=self.point)
+        try:
+            return await call_next(call)
+        finally:
+            held.release()
+
+
+def place_admission(layers: Sequence[Middleware]) -> tuple[list[Middleware], object]:
+    """The layers a stack runs, and its admission point: the innermost layer declaring ``admission_point``;
+    with none, a ``CallerLimits`` just outside the trailing ``Timeout`` layers (queueing never counts against
+    an attempt). A plug-in point gets the engine's check right inside it, so the caller's limits always apply."""
+    index = None
+    for i, layer in enumerate(layers):
+        if getattr(layer, "admission_point", False) is True:
+            index = i
+    if index is None:
+        at = len(layers)
+        while at > 0 and isinstance(layers[at - 1], Timeout):
+            at -= 1
+        inserted = CallerLimits()
+        return [*layers[:at], inserted, *layers[at:]], inserted
+    point: object = layers[index]
+    if type(point) is CallerLimits or (
+        isinstance(point, ConcurrencyLimit) and type(point).__call__ is ConcurrencyLimit.__call__
+    ):
+        return list(layers), point
+    return [*layers[: index + 1], _AdmitAfter(point), *layers[index + 1 :]], point

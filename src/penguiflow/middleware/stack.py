@@ -1,7 +1,7 @@
 """Composition: a :class:`Stack` runs a call through its layers to a handler, inside one ``execute_tool`` span.
 
 The stack, not a layer, owns the call's span and its outcome metrics, so every call is traced and counted
-exactly once whatever layers it has. Layers add their own child spans, span events and metrics inside it.
+exactly once whatever layers it has; and it places the admission of the caller's limits, so no layers escape them. Layers add their own child spans, span events and metrics inside it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from penguiflow.errors import LimiterRejectedError
 from penguiflow.middleware.call import Call, CallNext, Handler, Middleware
 from penguiflow.middleware.failures import classify
+from penguiflow.middleware.concurrency import place_admission
 from penguiflow.telemetry import instruments, names
 
 
@@ -55,7 +56,9 @@ class Stack:
         self.handler = handler
         self.layers: tuple[Middleware, ...] = tuple(layers)
         self.tool_type = tool_type
-        self._entry = chain(handler, self.layers)
+        # The engine, not the layers, decides where the caller's limits are admitted (see place_admission).
+        chained, self._point = place_admission(self.layers)
+        self._entry = chain(handler, chained)
         self._attributes: dict[tuple[str, str | None, str, str | None], dict[str, Any]] = {}
 
     def __call__(self, call: Call) -> Awaitable[Any]:
@@ -67,6 +70,8 @@ class Stack:
         return self._traced(call, telemetry)
 
     def _run(self, call: Call) -> Awaitable[Any]:
+        if call.limits:
+            call._point = self._point
         # The caller's layers (a planner's middleware) go outside this source's own: they see its retries.
         if call.layers:
             return chain(self._entry, call.layers)(call)

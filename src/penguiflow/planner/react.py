@@ -1,8 +1,10 @@
 """``ReactPlanner``: ask the LLM, run the tool calls it asks for (all at once, under Level 1 and 2), repeat.
 
 Every tool call goes through its catalog entry's stack with the planner's limiters on ``call.limits``; the
-stack's ``CallerLimits`` layer acquires them after retry and before the tool source's own limit (Level 3),
-so a call sleeping in back-off holds no slot and LLM calls never count toward a tool limit.
+engine admits them together with the tool source's own limit (Level 3) in one decision, at the stack's
+admission point (inside retry), whatever layers the entry has: a call sleeping in back-off or waiting for its
+source holds no planner slot, and LLM calls never count toward a tool limit. Level 1 is shared fairly between
+concurrent runs (each run a flow of its ``fair`` limiter) unless ``policy="fifo"``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from penguiflow.errors import ConfigurationError, ToolValidationError
 from penguiflow.middleware import ConcurrencyLimit, Middleware
 from penguiflow.middleware.call import new_call_id
+from penguiflow.middleware.fairness import POLICIES, Policy
 from penguiflow.middleware.stack import outcome_of
 from penguiflow.middleware.validation import check_count, check_name
 from penguiflow.planner.errors import LLMOutputError
@@ -67,6 +70,8 @@ class _Run:
 
     hints: PlanningHints
     limits: tuple[ConcurrencyLimit, ...]
+    flow: Hashable
+    weight: int
     messages: list[Message]
     tools: list[ToolSchema]
     trajectory: list[Hop] = field(default_factory=list)
@@ -77,13 +82,21 @@ class _Run:
     strikes: int = 0
 
 
+class _RunFlow:
+    """The fairness key of one run that was given no ``flow``: unique, and no metric label (runs are many)."""
+
+    __slots__ = ()
+
+
 class ReactPlanner:
     """A ReAct loop over a catalog of tools.
 
     ``llm`` is a model name (served by :class:`OpenAIChatClient`, reading ``OPENAI_API_KEY`` and
     ``OPENAI_BASE_URL`` at the first call) or any :class:`~penguiflow.planner.llm.LLMClient`.
-    ``absolute_max_parallel`` (Level 1, 1..1000) bounds the tool calls in flight over all concurrent runs;
-    calls beyond it queue in FIFO order. ``max_hops`` is the default number of tool-call turns per run
+    ``absolute_max_parallel`` (Level 1, 1..1000) bounds the tool calls running over all concurrent runs;
+    calls beyond it wait, holding no slot. ``policy`` is how Level 1 shares its slots between concurrent runs:
+    ``"fair"`` (default) serves the runs round-robin, FIFO within a run — a run that fans out 500 calls does
+    not make a later run wait behind all of them — and ``"fifo"`` in arrival order over all runs. ``max_hops`` is the default number of tool-call turns per run
     (``planning_hints["budget"]["max_hops"]`` overrides it). ``max_invalid_replies`` is how many unusable LLM
     replies a run reports back to the LLM before it raises :class:`~penguiflow.planner.LLMOutputError`: a turn
     counts as one when a tool call in it has arguments that are not a JSON object, names an unknown tool or has
@@ -109,6 +122,7 @@ class ReactPlanner:
         max_invalid_replies: int = 3,
         max_observation_chars: int = 8000,
         middleware: Sequence[Middleware] = (),
+        policy: Policy = "fair",
     ) -> None:
         self.catalog: dict[str, ToolEntry] = _check_catalog(catalog)
         self.middleware: tuple[Middleware, ...] = _check_middleware(middleware)
@@ -128,8 +142,10 @@ class ReactPlanner:
         self.system_prompt = system_prompt
         self.max_invalid_replies = check_count(max_invalid_replies, "max_invalid_replies", minimum=0)
         self.max_observation_chars = check_count(max_observation_chars, "max_observation_chars", minimum=100)
-        # Level 1: one limiter for every run of this planner.
-        self.limiter = ConcurrencyLimit(absolute_max_parallel, name=LEVEL1_NAME)
+        if policy not in POLICIES:
+            raise ConfigurationError("policy", f"must be one of {', '.join(POLICIES)}, got {policy!r}")
+        # Level 1: one limiter for every run of this planner; each run is a flow of it.
+        self.limiter = ConcurrencyLimit(absolute_max_parallel, name=LEVEL1_NAME, policy=policy)
 
     @property
     def absolute_max_parallel(self) -> int:
@@ -166,19 +182,29 @@ class ReactPlanner:
 
     # --- one run ---------------------------------------------------------------------------------------------
     async def run(
-        self, query: str, planning_hints: Mapping[str, Any] | PlanningHints | None = None
+        self,
+        query: str,
+        planning_hints: Mapping[str, Any] | PlanningHints | None = None,
+        *,
+        flow: str | None = None,
+        weight: int = 1,
     ) -> PlannerResult:
-        """Answer ``query``. Raises :class:`~penguiflow.planner.PlanningHintsError` for bad hints (before
+        """Answer ``query``. ``flow`` names who the run is for (a tenant): runs with the same ``flow`` share one
+        turn of Level 1's round-robin, and it labels the per-flow Level 1 metrics; by default each run is a flow
+        of its own, unlabelled. ``weight`` is the flow's share: served ``weight`` calls per turn. Raises :class:`~penguiflow.planner.PlanningHintsError` for bad hints (before
         anything runs), :class:`~penguiflow.planner.LLMError` when the LLM cannot be asked and
         :class:`~penguiflow.planner.LLMOutputError` after too many unusable replies. Tool failures never raise:
         the LLM sees them as observations. Cancelling the run cancels its tool calls and frees their slots."""
         if not isinstance(query, str) or not query.strip():
             raise ConfigurationError("query", "must be a non-empty string")
         hints = parse_hints(planning_hints)
+        if flow is not None and (not isinstance(flow, str) or not flow):
+            raise ConfigurationError("flow", f"must be a non-empty string, got {flow!r}")
+        check_count(weight, "weight", minimum=1)
         await self.connect()
         telemetry = instruments.current()
         start = time.perf_counter()
-        state = self._new_run(query, hints)
+        state = self._new_run(query, hints, flow if flow is not None else _RunFlow(), weight)
         reason: str = "error"
         attributes = {
             names.GEN_AI_OPERATION_NAME: names.OPERATION_INVOKE_AGENT,
@@ -218,11 +244,11 @@ class ReactPlanner:
             llm_calls=state.llm_calls,
         )
 
-    def _new_run(self, query: str, hints: PlanningHints) -> _Run:
+    def _new_run(self, query: str, hints: PlanningHints, flow: Hashable, weight: int) -> _Run:
         limits: tuple[ConcurrencyLimit, ...] = (self.limiter,)
         if hints.max_parallel is not None:
-            # Level 2 first: a limited run then holds at most max_parallel of the planner's slots while it
-            # waits for its own (see CallerLimits), leaving the rest to concurrent runs.
+            # Admitted jointly with Level 1 and the source's limit: a call waiting for its run's own limit
+            # holds none of the planner's slots.
             limits = (ConcurrencyLimit(hints.max_parallel, name=LEVEL2_NAME), self.limiter)
         prompt = (self.system_prompt or DEFAULT_SYSTEM_PROMPT).replace("{agent}", self.agent_name)
         guidance = render_hints(hints)
@@ -234,7 +260,7 @@ class ReactPlanner:
             if not hints.disallows(entry.name)
         ]
         messages: list[Message] = [{"role": "system", "content": prompt}, {"role": "user", "content": query}]
-        return _Run(hints=hints, limits=limits, messages=messages, tools=tools)
+        return _Run(hints=hints, limits=limits, flow=flow, weight=weight, messages=messages, tools=tools)
 
     async def _loop_until_deadline(self, state: _Run) -> tuple[str | None, StopReason]:
         deadline = state.hints.deadline_s
@@ -406,7 +432,7 @@ class ReactPlanner:
             if to_run:
                 async with asyncio.TaskGroup() as group:
                     for record, entry in to_run:
-                        group.create_task(self._call(entry, record, state.limits))
+                        group.create_task(self._call(entry, record, state))
         finally:
             # Also when the run is cancelled or its deadline passes mid-hop: the conversation stays whole.
             for record in hop.calls:
@@ -424,14 +450,17 @@ class ReactPlanner:
             self._strike(state, invalid[-1])
         return budget_hit
 
-    async def _call(
-        self, entry: ToolEntry, record: ToolCallRecord, limits: tuple[ConcurrencyLimit, ...]
-    ) -> None:
+    async def _call(self, entry: ToolEntry, record: ToolCallRecord, state: _Run) -> None:
         start = time.perf_counter()
         assert isinstance(record.arguments, dict)
         try:
             record.result = await entry.invoke(
-                record.arguments, call_id=record.call_id, limits=limits, layers=self.middleware
+                record.arguments,
+                call_id=record.call_id,
+                limits=state.limits,
+                layers=self.middleware,
+                flow=state.flow,
+                weight=state.weight,
             )
             record.outcome = "success"
         except Exception as exc:  # a failed tool is an observation, never a crashed run

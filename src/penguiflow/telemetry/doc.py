@@ -33,17 +33,18 @@ limiter, retry or timeout signals, so those are penguiflow's own under `penguifl
 For an external tool source (a `ToolNode`), outermost first:
 
 ```
-log_flow_events → Retry → CallerLimits → ConcurrencyLimit(max_concurrency, name=source) → Timeout(timeout_s) → transport
+log_flow_events → Retry → ConcurrencyLimit(max_concurrency, name=source) → Timeout(timeout_s) → transport
 ```
 
-Native tools: `log_flow_events → CallerLimits → Timeout → function` (no per-source limit). The stack itself opens
+Native tools: `log_flow_events → CallerLimits → Timeout → function` (no per-source limit). Under a planner, the
+`ConcurrencyLimit` (or `CallerLimits`) is the admission point: Levels 1, 2 and 3 are taken there in one
+decision, so a waiting call holds no slot and `penguiflow.limiter.in_flight` counts running calls only. The stack itself opens
 the `execute_tool` span and records the call's duration and outcome, so every call is traced and counted exactly
 once whatever its layers.
 
 **Why Retry sits outside the limits.** A call that failed and sleeps in back-off (or waits out a server's
 `Retry-After`) holds no slot, at any level: other calls use the backend meanwhile, and a burst of failures cannot
-starve the source of its own capacity. Each retry queues again, in FIFO order, behind the calls that arrived
-while it slept. **Timeout sits inside the limit** so that it bounds one attempt's work at the source, not the
+starve the source of its own capacity. Each retry queues again behind the calls that arrived while it slept. **Timeout sits inside the limit** so that it bounds one attempt's work at the source, not the
 time spent queueing; bound the whole call, queueing and back-off included, with `RetryPolicy(deadline_s=...)`.
 `log_flow_events` is outermost so that it sees every event of the call: its start and end, each retry,
 timeout and queue wait.

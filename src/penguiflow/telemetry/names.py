@@ -50,6 +50,7 @@ TOOLS_DISCOVERED: Final = "penguiflow.tools.discovered"
 OUTCOME: Final = "penguiflow.outcome"
 LIMITER_NAME: Final = "penguiflow.limiter.name"
 LIMITER_WAITED: Final = "penguiflow.limiter.waited"
+LIMITER_FLOW: Final = "penguiflow.limiter.flow"
 ATTEMPT: Final = "penguiflow.attempt"
 RETRY_REASON: Final = "penguiflow.retry.reason"
 RETRY_WAIT_S: Final = "penguiflow.retry.wait_s"
@@ -153,15 +154,28 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         (*_TOOL, OUTCOME, ERROR_TYPE),
         DURATION_BUCKETS,
     ),
-    MetricSpec(LIMITER_IN_FLIGHT, "gauge", "{call}", "Calls holding a slot of the limiter now.", _LIMITER),
-    MetricSpec(LIMITER_QUEUED, "gauge", "{call}", "Calls waiting in the limiter's FIFO queue now.", _LIMITER),
+    MetricSpec(
+        LIMITER_IN_FLIGHT,
+        "gauge",
+        "{call}",
+        "Calls running through the limiter now (a waiting call holds no slot at any level).",
+        _LIMITER,
+    ),
+    MetricSpec(
+        LIMITER_QUEUED,
+        "gauge",
+        "{call}",
+        "Waiting calls this limiter holds up now; each waiting call counts at the one limiter it waits for.",
+        _LIMITER,
+    ),
     MetricSpec(LIMITER_LIMIT, "gauge", "{call}", "The limiter's current max_concurrency.", _LIMITER),
     MetricSpec(
         LIMITER_WAIT,
         "histogram",
         "s",
-        "Time from arriving at the limiter to holding a slot (0 if none).",
-        (*_LIMITER, LIMITER_WAITED),
+        "Time a call waited for this limiter (0 if the limiter never held it up); one sample per limiter of "
+        "the call's path, per admission.",
+        (*_LIMITER, LIMITER_WAITED, LIMITER_FLOW),
         DURATION_BUCKETS,
     ),
     MetricSpec(
@@ -285,7 +299,8 @@ SPANS: Final[tuple[NameSpec, ...]] = (
     NameSpec(
         SPAN_QUEUE_WAIT,
         "span",
-        "Child of execute_tool: the time a call waited for a slot of a ConcurrencyLimit; only when it waited.",
+        "Child of execute_tool: the time a call waited for admission (one decision for every level of its "
+        "path), named after the limiter that held it up longest; only when it waited.",
         (LIMITER_NAME, LIMITER_QUEUED_AT_ARRIVAL, LIMITER_LIMIT_AT_ARRIVAL),
     ),
     NameSpec(
@@ -361,7 +376,13 @@ ATTRIBUTES: Final[tuple[NameSpec, ...]] = (
     ),
     NameSpec(OUTCOME, "attribute", "How a call ended: " + " | ".join(OUTCOMES) + "."),
     NameSpec(LIMITER_NAME, "attribute", "The limiter's name (a tool source, planner, planner.run …)."),
-    NameSpec(LIMITER_WAITED, "attribute", "Whether the call had to queue (false: a slot was free)."),
+    NameSpec(LIMITER_WAITED, "attribute", "Whether this limiter held the call up (false: it had room)."),
+    NameSpec(
+        LIMITER_FLOW,
+        "attribute",
+        "At a fair limiter: the call's named flow (call.flow as a string: a tenant, ReactPlanner.run(flow=...)); "
+        "absent for unnamed flows such as a planner run's own.",
+    ),
     NameSpec(
         LIMITER_QUEUED_AT_ARRIVAL,
         "attribute",

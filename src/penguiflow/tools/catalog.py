@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +37,13 @@ class ToolEntry:
         call_id: str | None = None,
         limits: tuple[ConcurrencyLimit, ...] = (),
         layers: tuple[Middleware, ...] = (),
+        flow: Hashable | None = None,
+        weight: int = 1,
     ) -> Any:
-        """Run one call. ``limits`` are the caller's extra limiters (the planner's Level 1 and 2), ``layers``
-        the caller's own layers, run outside the source's (the planner's ``middleware``).
+        """Run one call. ``limits`` are the caller's extra limiters (the planner's Level 1 and 2), admitted
+        together with the source's own limit whatever the entry's layers; ``layers`` the caller's own layers, run
+        outside the source's (the planner's ``middleware``); ``flow`` and ``weight`` the call's fairness key and
+        share at ``fair`` limiters (see :class:`~penguiflow.middleware.Call`).
 
         Arguments that are not a mapping raise :class:`~penguiflow.errors.ToolValidationError` at once."""
         if not isinstance(arguments, Mapping):
@@ -56,5 +60,7 @@ class ToolEntry:
             limits=limits,
             layers=layers,
             idempotent=self.idempotent,
+            flow=flow,
+            weight=weight,
         )
         return await self.stack(call)

@@ -21,7 +21,6 @@ from opentelemetry.trace import StatusCode
 from penguiflow.errors import ConfigurationError, PenguiflowError, ToolNotFoundError
 from penguiflow.middleware import (
     AdaptiveConcurrencyLimit,
-    CallerLimits,
     ConcurrencyLimit,
     Middleware,
     Retry,
@@ -133,9 +132,10 @@ class ToolNode:
 
     @staticmethod
     def default_layers(config: ExternalToolConfig) -> list[Middleware]:
-        """The default stack for ``config``, outermost first:
-        ``log_flow_events → Retry → CallerLimits → ConcurrencyLimit → Timeout``; with ``adaptive`` set, an
-        ``AdaptiveConcurrencyLimit`` (ceiling ``max_concurrency``) takes the ``ConcurrencyLimit``'s place."""
+        """The default stack for ``config``, outermost first: ``log_flow_events → Retry → ConcurrencyLimit →
+        Timeout``; with ``adaptive`` set, an ``AdaptiveConcurrencyLimit`` (ceiling ``max_concurrency``) takes the
+        ``ConcurrencyLimit``'s place. That limiter (Level 3) is the admission point: a planner's Levels 1 and 2
+        are admitted with it, in one decision."""
         policy = config.adaptive_policy
         limit: ConcurrencyLimit = (
             ConcurrencyLimit(config.max_concurrency, name=config.name, max_queue=config.max_queue)
@@ -150,7 +150,6 @@ class ToolNode:
         return [
             log_flow_events(),
             Retry(config.retry_policy),
-            CallerLimits(),
             limit,
             Timeout(config.timeout_s),
         ]
