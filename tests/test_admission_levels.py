@@ -164,7 +164,7 @@ def _script_ab(messages: Any) -> Any:
 # --- 3. fairness between runs at Level 1 ---------------------------------------------------------------------
 
 
-async def small_run_behind_a_big_one(policy: str) -> tuple[float, int]:
+async def small_run_behind_a_big_one(fairness: str) -> tuple[float, int]:
     """With ``absolute_max_parallel=10``: run A fans out 500 × 10 ms calls, run B starts 20 ms later with
     10 × 10 ms calls. Returns B's duration (s) and how many of A's calls finished before B's last one."""
     loop = asyncio.get_running_loop()
@@ -186,7 +186,7 @@ async def small_run_behind_a_big_one(policy: str) -> tuple[float, int]:
         catalog=[work],
         llm=ScriptedLLM(script),
         absolute_max_parallel=10,
-        policy=policy,  # type: ignore[arg-type]
+        fairness=fairness,  # type: ignore[arg-type]
     )
     run_a = asyncio.create_task(planner.run("A"))
     await asyncio.sleep(0.02)
@@ -210,7 +210,7 @@ def test_a_small_run_is_not_stuck_behind_a_big_one_under_the_fair_default() -> N
     assert a_before_b <= 20 + 10 + 10, a_before_b
 
 
-def test_fifo_policy_puts_the_small_run_behind_every_call_of_the_big_one() -> None:
+def test_fifo_fairness_puts_the_small_run_behind_every_call_of_the_big_one() -> None:
     duration, a_before_b = run_virtual(small_run_behind_a_big_one("fifo"))
     assert duration >= 0.45, duration  # ~500 ms: behind all of A's calls
     assert a_before_b >= 480, a_before_b

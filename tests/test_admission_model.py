@@ -164,7 +164,7 @@ ops = st.lists(
 def worlds(draw: st.DrawFn) -> dict[str, Any]:
     return {
         "level1": draw(st.integers(1, 4)),
-        "policy": draw(st.sampled_from(["fair", "fifo"])),
+        "fairness": draw(st.sampled_from(["fair", "fifo"])),
         "runs": draw(
             st.lists(
                 st.tuples(st.none() | st.integers(1, 3), st.integers(1, 3), st.booleans()),
@@ -187,17 +187,17 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
 
 async def play(spec: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
-    level1 = ConcurrencyLimit(spec["level1"], name="model.planner", policy=spec["policy"])
+    level1 = ConcurrencyLimit(spec["level1"], name="model.planner", fairness=spec["fairness"])
     runs = []
     for n, (level2, weight, named) in enumerate(spec["runs"]):
         limit = ConcurrencyLimit(level2, name="model.run") if level2 is not None else None
         runs.append((limit, weight, f"tenant-{n}" if named else object()))
     sources = [
-        ConcurrencyLimit(limit, name=f"model.source{n}", max_queue=queue, policy=policy)
-        for n, (limit, queue, policy) in enumerate(spec["sources"])
+        ConcurrencyLimit(limit, name=f"model.source{n}", max_queue=queue, fairness=fairness)
+        for n, (limit, queue, fairness) in enumerate(spec["sources"])
     ]
     limiters = [level1, *[run[0] for run in runs if run[0] is not None], *sources]
-    world = World(limiters, {id(limiter) for limiter in limiters if limiter.policy == "fair"})
+    world = World(limiters, {id(limiter) for limiter in limiters if limiter.fairness == "fair"})
     world.weights = {flow: weight for _, weight, flow in runs}
     watch(world)
     for op, pick in spec["ops"]:
@@ -264,7 +264,7 @@ async def play(spec: dict[str, Any]) -> None:
 # planner's only slot: the waiting run must get its turn (the freed Level 2 slot must not hand Level 1 over).
 HOGGING_RUN = {
     "level1": 1,
-    "policy": "fair",
+    "fairness": "fair",
     "runs": [(1, 1, False), (None, 1, False)],
     "sources": [],
     "ops": [("arrive", 0), ("arrive", 0), ("arrive", 1)] + [("finish", 0), ("arrive", 0)] * 6,

@@ -68,7 +68,7 @@ async def scenario(
     specs: list[Spec], level1: int, level2: list[int | None], level3: list[int], fair: bool
 ) -> None:
     loop = asyncio.get_running_loop()
-    planner = ConcurrencyLimit(level1, name=otel.unique("prop.planner"), policy="fair" if fair else "fifo")
+    planner = ConcurrencyLimit(level1, name=otel.unique("prop.planner"), fairness="fair" if fair else "fifo")
     runs = [ConcurrencyLimit(n, name=otel.unique("prop.run")) if n is not None else None for n in level2]
     sources = [ConcurrencyLimit(n, name=otel.unique("prop.source")) for n in level3]
     limiters = [planner, *[r for r in runs if r is not None], *sources]

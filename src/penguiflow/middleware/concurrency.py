@@ -23,7 +23,7 @@ from penguiflow.middleware import admission
 from penguiflow.middleware.admission import Path, Waiter, bind, try_admit
 from penguiflow.middleware.call import Call, CallNext, LatencyCallback, Middleware
 from penguiflow.middleware.events import QUEUE_WAIT, emit
-from penguiflow.middleware.fairness import POLICIES, Parking, Policy
+from penguiflow.middleware.fairness import FAIRNESS, Fairness, Parking
 from penguiflow.middleware.timeout import Timeout
 from penguiflow.middleware.validation import check_count, check_name
 from penguiflow.telemetry import instruments, names
@@ -32,7 +32,7 @@ from penguiflow.telemetry import instruments, names
 class ConcurrencyLimit:
     """At most ``max_concurrency`` calls run at once through this limiter; the rest wait.
 
-    ``policy`` orders the waiters: ``"fifo"`` (arrival order), or ``"fair"`` — deficit round-robin between the
+    ``fairness`` orders the waiters: ``"fifo"`` (arrival order), or ``"fair"`` — deficit round-robin between the
     flows of the calls (``call.flow``, e.g. a tenant, or a planner run), FIFO within a flow, each flow served
     ``call.weight`` calls per turn — so a flow that fans out cannot starve the others. ``max_queue`` bounds the
     calls waiting for admission through this limiter: one arriving beyond it fails at once with
@@ -52,19 +52,19 @@ class ConcurrencyLimit:
         name: str,
         max_queue: int | None = None,
         latency_callback: LatencyCallback | None = None,
-        policy: Policy = "fifo",
+        fairness: Fairness = "fifo",
     ) -> None:
         self._limit = check_count(max_concurrency, "max_concurrency", minimum=1)
         self._name = check_name(name, "name")
         self.max_queue = None if max_queue is None else check_count(max_queue, "max_queue", minimum=0)
-        if policy not in POLICIES:
-            raise ConfigurationError("policy", f"must be one of {', '.join(POLICIES)}, got {policy!r}")
-        self._policy: Policy = policy
+        if fairness not in FAIRNESS:
+            raise ConfigurationError("fairness", f"must be one of {', '.join(FAIRNESS)}, got {fairness!r}")
+        self._fairness: Fairness = fairness
         self.latency_callback = latency_callback
         self._in_flight = 0  # slots held by running calls
         self._queued = 0  # waiting calls held up by this limiter (each waiting call counts at one limiter)
         self._waiting = 0  # waiting calls whose path includes this limiter (what max_queue bounds)
-        self._parking = Parking(policy)
+        self._parking = Parking(fairness)
         self._groups: dict[tuple[Path, Hashable], admission.Group] = {}  # groups whose path starts here
         self._flow_queued: dict[str, int] = {}  # fair: waiting calls held up here, by named flow
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -98,8 +98,8 @@ class ConcurrencyLimit:
         return self._limit
 
     @property
-    def policy(self) -> Policy:
-        return self._policy
+    def fairness(self) -> Fairness:
+        return self._fairness
 
     def flows_queued(self) -> dict[str, int]:
         """``fair`` limiters: waiting calls held up here per named flow (``call.flow`` a ``str``)."""
@@ -125,7 +125,7 @@ class ConcurrencyLimit:
 
     # --- acquire / release (this limiter alone) -------------------------------------------------------------
     async def acquire(self, call: Call | None = None) -> float:
-        """Take a slot, waiting in the policy's order; returns the seconds waited. Pair with :meth:`release`."""
+        """Take a slot, waiting in the limiter's order; returns the seconds waited. Pair with :meth:`release`."""
         return await acquire_path(self._alone, call)
 
     def release(self) -> None:

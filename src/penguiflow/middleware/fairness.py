@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from penguiflow.middleware.admission import Group
 
-Policy = Literal["fifo", "fair"]
-POLICIES: tuple[Policy, ...] = ("fifo", "fair")
+Fairness = Literal["fifo", "fair"]
+FAIRNESS: tuple[Fairness, ...] = ("fifo", "fair")
 
 _tiebreak = itertools.count()
 
@@ -74,12 +74,12 @@ class FlowQueue:
 
 
 class Parking:
-    """The groups waiting for one limiter, in the order its policy serves them."""
+    """The groups waiting for one limiter, in the order its fairness serves them."""
 
     __slots__ = ("_single", "fair", "flows")
 
-    def __init__(self, policy: Policy) -> None:
-        self.fair = policy == "fair"
+    def __init__(self, fairness: Fairness) -> None:
+        self.fair = fairness == "fair"
         self.flows: OrderedDict[Hashable, FlowQueue] = OrderedDict()  # the rotation (fair only)
         self._single = FlowQueue(None)  # fifo: every group in one queue
 

@@ -19,8 +19,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from penguiflow.errors import LimiterRejectedError
 from penguiflow.middleware.call import Call, CallNext, Handler, Middleware
-from penguiflow.middleware.failures import classify
 from penguiflow.middleware.concurrency import place_admission
+from penguiflow.middleware.failures import classify
 from penguiflow.telemetry import instruments, names
 
 

@@ -4,7 +4,7 @@ Every tool call goes through its catalog entry's stack with the planner's limite
 engine admits them together with the tool source's own limit (Level 3) in one decision, at the stack's
 admission point (inside retry), whatever layers the entry has: a call sleeping in back-off or waiting for its
 source holds no planner slot, and LLM calls never count toward a tool limit. Level 1 is shared fairly between
-concurrent runs (each run a flow of its ``fair`` limiter) unless ``policy="fifo"``.
+concurrent runs (each run a flow of its ``fair`` limiter) unless ``fairness="fifo"``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from penguiflow.errors import ConfigurationError, ToolValidationError
 from penguiflow.middleware import ConcurrencyLimit, Middleware
 from penguiflow.middleware.call import new_call_id
-from penguiflow.middleware.fairness import POLICIES, Policy
+from penguiflow.middleware.fairness import FAIRNESS, Fairness
 from penguiflow.middleware.stack import outcome_of
 from penguiflow.middleware.validation import check_count, check_name
 from penguiflow.planner.errors import LLMOutputError
@@ -94,7 +94,7 @@ class ReactPlanner:
     ``llm`` is a model name (served by :class:`OpenAIChatClient`, reading ``OPENAI_API_KEY`` and
     ``OPENAI_BASE_URL`` at the first call) or any :class:`~penguiflow.planner.llm.LLMClient`.
     ``absolute_max_parallel`` (Level 1, 1..1000) bounds the tool calls running over all concurrent runs;
-    calls beyond it wait, holding no slot. ``policy`` is how Level 1 shares its slots between concurrent runs:
+    calls beyond it wait, holding no slot. ``fairness`` is how Level 1 shares its slots between concurrent runs:
     ``"fair"`` (default) serves the runs round-robin, FIFO within a run — a run that fans out 500 calls does
     not make a later run wait behind all of them — and ``"fifo"`` in arrival order over all runs. ``max_hops`` is the default number of tool-call turns per run
     (``planning_hints["budget"]["max_hops"]`` overrides it). ``max_invalid_replies`` is how many unusable LLM
@@ -122,7 +122,7 @@ class ReactPlanner:
         max_invalid_replies: int = 3,
         max_observation_chars: int = 8000,
         middleware: Sequence[Middleware] = (),
-        policy: Policy = "fair",
+        fairness: Fairness = "fair",
     ) -> None:
         self.catalog: dict[str, ToolEntry] = _check_catalog(catalog)
         self.middleware: tuple[Middleware, ...] = _check_middleware(middleware)
@@ -142,10 +142,10 @@ class ReactPlanner:
         self.system_prompt = system_prompt
         self.max_invalid_replies = check_count(max_invalid_replies, "max_invalid_replies", minimum=0)
         self.max_observation_chars = check_count(max_observation_chars, "max_observation_chars", minimum=100)
-        if policy not in POLICIES:
-            raise ConfigurationError("policy", f"must be one of {', '.join(POLICIES)}, got {policy!r}")
+        if fairness not in FAIRNESS:
+            raise ConfigurationError("fairness", f"must be one of {', '.join(FAIRNESS)}, got {fairness!r}")
         # Level 1: one limiter for every run of this planner; each run is a flow of it.
-        self.limiter = ConcurrencyLimit(absolute_max_parallel, name=LEVEL1_NAME, policy=policy)
+        self.limiter = ConcurrencyLimit(absolute_max_parallel, name=LEVEL1_NAME, fairness=fairness)
 
     @property
     def absolute_max_parallel(self) -> int:

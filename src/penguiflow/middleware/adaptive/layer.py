@@ -20,7 +20,7 @@ from penguiflow.errors import ConfigurationError, LimiterRejectedError
 from penguiflow.middleware.adaptive.policy import AdaptivePolicy
 from penguiflow.middleware.adaptive.sample import LimitAlgorithm, Sample, Signal
 from penguiflow.middleware.call import Call, CallNext, LatencyCallback
-from penguiflow.middleware.concurrency import ConcurrencyLimit
+from penguiflow.middleware.concurrency import ConcurrencyLimit, admit
 from penguiflow.middleware.failures import classify
 from penguiflow.telemetry import instruments, names
 
@@ -94,7 +94,9 @@ class AdaptiveConcurrencyLimit(ConcurrencyLimit):
         # A call that finds every slot taken (or a queue) waits, and is handed a slot of a full limiter: it counts
         # as taking the last one. Read after the wait, in_flight could be lower (others ended meanwhile).
         full = self.in_flight >= self.limit or self.queued > 0
-        await self.acquire(call)
+        # admit(): this limit and, where the stack made it the admission point, the caller's Levels 1 and 2,
+        # in one decision (no slot held while waiting for another).
+        held = await admit(call, self, at=self)
         started = self._clock()
         in_flight = self.limit if full else self.in_flight
         error: BaseException | None = None
@@ -107,7 +109,7 @@ class AdaptiveConcurrencyLimit(ConcurrencyLimit):
             try:
                 self.observe(Sample(started, self._clock(), in_flight, *self._signal(error)))
             finally:
-                self.release()
+                held.release()
 
     def observe(self, sample: Sample) -> None:
         """Feed one finished call to the algorithm and apply the limit it decides (public for custom layers)."""
