@@ -28,6 +28,8 @@ from penguiflow.middleware.timeout import Timeout
 from penguiflow.middleware.validation import check_count, check_name
 from penguiflow.telemetry import instruments, names
 
+_observers = 0  # limiters ever built whose class overrides on_complete
+
 
 class ConcurrencyLimit:
     """At most ``max_concurrency`` calls run at once through this limiter; the rest wait.
@@ -70,6 +72,9 @@ class ConcurrencyLimit:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._alone: Path = (self,)
         self._observed = type(self).on_complete is not ConcurrencyLimit.on_complete
+        if self._observed:
+            global _observers
+            _observers += 1  # while none exists, calls skip looking for one
         self._wait_attributes: dict[tuple[bool, str | None], dict[str, Any]] = {}
         instruments.register_limiter(self)
 
@@ -160,7 +165,7 @@ class ConcurrencyLimit:
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
         limits = call.limits
         joint = bool(limits) and call._point is self and not call._admitted
-        path = join(limits, self._alone) if joint else self._alone
+        path = (limits if self in limits else limits + self._alone) if joint else self._alone
         loop = asyncio.get_running_loop()
         for limiter in path:
             if limiter._loop is not loop:
@@ -174,7 +179,7 @@ class ConcurrencyLimit:
             await _wait(path, call, loop)
         if joint:
             call._admitted = True
-        observed = any(limiter._observed for limiter in path)
+        observed = _observers > 0 and any(limiter._observed for limiter in path)
         start = loop.time() if observed else 0.0
         error: BaseException | None = None
         try:
