@@ -57,7 +57,6 @@ from penguiflow.planner import (
     parse_hints,
 )
 from penguiflow.tools import ExternalToolConfig, ToolEntry, ToolNode, TransportType, tool
-from penguiflow.tools.transports import mcp as mcp_transport
 from penguiflow.tools.transports.http import OpenAPIError
 from tests.reliability import garbage_mcp_server as garbage
 from tests.reliability.servers import (
@@ -802,12 +801,13 @@ async def test_stdio_server_printing_junk_before_the_handshake_still_connects() 
     ],
     ids=["exits", "bad-handshake-then-exits", "junk-and-silence"],
 )
-async def test_a_program_that_is_not_an_mcp_server_fails_to_connect_in_bounded_time(
-    monkeypatch: pytest.MonkeyPatch, program: str
-) -> None:
-    monkeypatch.setattr(mcp_transport, "CONNECT_TIMEOUT_S", 1.0)
+async def test_a_program_that_is_not_an_mcp_server_fails_to_connect_in_bounded_time(program: str) -> None:
     node = ToolNode(
-        garbage_config(connection=f"{shlex.quote(sys.executable)} -c {shlex.quote(program)}", timeout_s=1.0)
+        garbage_config(
+            connection=f"{shlex.quote(sys.executable)} -c {shlex.quote(program)}",
+            timeout_s=1.0,
+            connect_timeout_s=1.0,
+        )
     )
     start = time.monotonic()
     async with asyncio.timeout(BOUND_S):

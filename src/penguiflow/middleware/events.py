@@ -25,7 +25,18 @@ NODE_ERROR: Final = "node_error"
 NODE_RETRY: Final = "node_retry"
 NODE_TIMEOUT: Final = "node_timeout"
 QUEUE_WAIT: Final = "queue_wait"
-EVENT_TYPES: Final = (NODE_START, NODE_SUCCESS, NODE_ERROR, NODE_RETRY, NODE_TIMEOUT, QUEUE_WAIT)
+NODE_PROGRESS: Final = (
+    "node_progress"  # a tool source reported progress (MCP): attributes progress, total, message
+)
+EVENT_TYPES: Final = (
+    NODE_START,
+    NODE_SUCCESS,
+    NODE_ERROR,
+    NODE_RETRY,
+    NODE_TIMEOUT,
+    QUEUE_WAIT,
+    NODE_PROGRESS,
+)
 
 _internal_log = logging.getLogger("penguiflow.middleware")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -94,6 +105,7 @@ def emit(
 _LEVELS: Final = {
     NODE_START: logging.DEBUG,
     QUEUE_WAIT: logging.DEBUG,
+    NODE_PROGRESS: logging.DEBUG,
     NODE_SUCCESS: logging.INFO,
     NODE_RETRY: logging.WARNING,
     NODE_TIMEOUT: logging.WARNING,
@@ -156,6 +168,8 @@ class FlowEventLogger:
             fields["error_type"] = event.error_type
         fields.update(event.attributes)
         level = _LEVELS.get(event.event_type, logging.INFO)
+        if event.attributes.get("cancelled"):
+            level = logging.INFO  # the caller's own decision, not a failure of the tool
         try:
             if self._stdlib:
                 self.logger.log(

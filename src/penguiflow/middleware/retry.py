@@ -299,6 +299,9 @@ class Retry:
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
             return await call_next(call)
+        except asyncio.CancelledError:
+            span.set_attribute(names.OUTCOME, "cancelled")  # the caller's decision, not the attempt's failure
+            raise
         except BaseException as exc:
             span.set_attribute(names.ERROR_TYPE, type(exc).__qualname__)
             span.set_status(StatusCode.ERROR, type(exc).__qualname__)

@@ -104,7 +104,9 @@ class Stack:
         finally:
             if span is not None:
                 otel_context.detach(token)  # type: ignore[arg-type]
-                if error_type is not None:
+                if outcome == "cancelled":
+                    span.set_attribute(names.OUTCOME, outcome)  # the caller's decision: no error, no ERROR
+                elif error_type is not None:
                     span.set_attribute(names.ERROR_TYPE, error_type)
                     span.set_attribute(names.OUTCOME, outcome)
                     # The type, never the message: messages of user tools may carry data we must not export.

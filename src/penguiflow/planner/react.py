@@ -201,7 +201,11 @@ class ReactPlanner:
         if flow is not None and (not isinstance(flow, str) or not flow):
             raise ConfigurationError("flow", f"must be a non-empty string, got {flow!r}")
         check_count(weight, "weight", minimum=1)
-        await self.connect()
+        # The deadline covers connecting the tool sources too: a server that never answers must not hold the run.
+        deadline_at = (
+            None if hints.deadline_s is None else asyncio.get_running_loop().time() + hints.deadline_s
+        )
+        connected = await self._connect_by(deadline_at)
         telemetry = instruments.current()
         start = time.perf_counter()
         state = self._new_run(query, hints, flow if flow is not None else _RunFlow(), weight)
@@ -212,7 +216,10 @@ class ReactPlanner:
         }
         with _span(telemetry, names.SPAN_INVOKE_AGENT.format(agent=self.agent_name), attributes) as span:
             try:
-                answer, stop = await self._loop_until_deadline(state)
+                if connected:
+                    answer, stop = await self._loop_until_deadline(state, deadline_at)
+                else:
+                    answer, stop = None, "deadline"
                 reason = stop
             except asyncio.CancelledError:
                 reason = "cancelled"
@@ -262,12 +269,27 @@ class ReactPlanner:
         messages: list[Message] = [{"role": "system", "content": prompt}, {"role": "user", "content": query}]
         return _Run(hints=hints, limits=limits, flow=flow, weight=weight, messages=messages, tools=tools)
 
-    async def _loop_until_deadline(self, state: _Run) -> tuple[str | None, StopReason]:
-        deadline = state.hints.deadline_s
-        if deadline is None:
+    async def _connect_by(self, deadline_at: float | None) -> bool:
+        """:meth:`connect`, by ``deadline_at`` (loop time) if given; ``False`` if the deadline came first."""
+        if deadline_at is None:
+            await self.connect()
+            return True
+        try:
+            async with asyncio.timeout_at(deadline_at) as scope:
+                await self.connect()
+        except TimeoutError:
+            if not scope.expired():
+                raise  # a source's own connect timeout: its typed error, as without a deadline
+            return False
+        return True
+
+    async def _loop_until_deadline(
+        self, state: _Run, deadline_at: float | None
+    ) -> tuple[str | None, StopReason]:
+        if deadline_at is None:
             return await self._loop(state)
         try:
-            async with asyncio.timeout(deadline) as scope:
+            async with asyncio.timeout_at(deadline_at) as scope:
                 return await self._loop(state)
         except TimeoutError:
             if not scope.expired():

@@ -27,6 +27,8 @@ EVENT_BACKOFF: Final = "penguiflow.retry.backoff"
 EVENT_TIMEOUT: Final = "penguiflow.timeout"
 EVENT_REJECTED: Final = "penguiflow.limiter.rejected"
 EVENT_LIMIT_CHANGED: Final = "penguiflow.limiter.limit_changed"
+EVENT_MCP_PROGRESS: Final = "penguiflow.mcp.progress"
+EVENT_MCP_LOG: Final = "penguiflow.mcp.log"
 
 # --- attributes ----------------------------------------------------------------------------------------------
 # OpenTelemetry semantic conventions (GenAI, error, HTTP)
@@ -43,6 +45,17 @@ GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 ERROR_TYPE: Final = "error.type"
 HTTP_RESEND_COUNT: Final = "http.request.resend_count"
 HTTP_STATUS_CODE: Final = "http.response.status_code"
+# OpenTelemetry MCP conventions (on our execute_tool / connect spans: the SDK's own spans are kept out)
+MCP_METHOD_NAME: Final = "mcp.method.name"
+MCP_SESSION_ID: Final = "mcp.session.id"
+MCP_PROTOCOL_VERSION: Final = "mcp.protocol.version"
+MCP_RESOURCE_URI: Final = "mcp.resource.uri"
+GEN_AI_PROMPT_NAME: Final = "gen_ai.prompt.name"
+JSONRPC_REQUEST_ID: Final = "jsonrpc.request.id"
+NETWORK_TRANSPORT: Final = "network.transport"
+NETWORK_PROTOCOL_NAME: Final = "network.protocol.name"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
 # ours
 TOOL_SOURCE: Final = "penguiflow.tool.source"
 TOOL_TRANSPORT: Final = "penguiflow.tool.transport"
@@ -57,6 +70,12 @@ RETRY_WAIT_S: Final = "penguiflow.retry.wait_s"
 TIMEOUT_S: Final = "penguiflow.timeout_s"
 REJECT_REASON: Final = "penguiflow.reject.reason"
 PLANNER_STOP_REASON: Final = "penguiflow.planner.reason"
+MCP_PROGRESS: Final = "penguiflow.mcp.progress"
+MCP_PROGRESS_TOTAL: Final = "penguiflow.mcp.progress.total"
+MCP_PROGRESS_MESSAGE: Final = "penguiflow.mcp.progress.message"
+MCP_LOG_LEVEL: Final = "penguiflow.mcp.log.level"
+MCP_LOG_LOGGER: Final = "penguiflow.mcp.log.logger"
+MCP_LOG_DATA: Final = "penguiflow.mcp.log.data"
 # on a queue_wait span: the queue depth (this call included) and the limit when the call joined the queue
 LIMITER_QUEUED_AT_ARRIVAL: Final = "penguiflow.limiter.queued"
 LIMITER_LIMIT_AT_ARRIVAL: Final = "penguiflow.limiter.limit"
@@ -70,6 +89,9 @@ LIMIT_BASELINE_S: Final = "penguiflow.limiter.baseline_s"
 OPERATION_EXECUTE_TOOL: Final = "execute_tool"
 OPERATION_INVOKE_AGENT: Final = "invoke_agent"
 OPERATION_CHAT: Final = "chat"
+ERROR_TOOL_ERROR: Final = (
+    "tool_error"  # error.type of an MCP result with isError (the MCP conventions' value)
+)
 
 # Outcome values of one tool call; every call ends in exactly one of them.
 Outcome = Literal["success", "error", "timeout", "rejected", "cancelled"]
@@ -293,8 +315,24 @@ SPANS: Final[tuple[NameSpec, ...]] = (
         SPAN_EXECUTE_TOOL,
         "span",
         "One tool call, all attempts and queueing included (kind INTERNAL). On failure also error.type, "
-        "penguiflow.outcome and status ERROR.",
-        (*_SPAN_TOOL, ERROR_TYPE, OUTCOME),
+        "penguiflow.outcome and status ERROR (not for a caller's cancellation: outcome cancelled, status "
+        "unset). For an MCP source also the MCP conventions' attributes: the client libraries' own spans are "
+        "kept out, so this is the call's only client span.",
+        (
+            *_SPAN_TOOL,
+            ERROR_TYPE,
+            OUTCOME,
+            MCP_METHOD_NAME,
+            MCP_SESSION_ID,
+            MCP_PROTOCOL_VERSION,
+            JSONRPC_REQUEST_ID,
+            NETWORK_TRANSPORT,
+            NETWORK_PROTOCOL_NAME,
+            SERVER_ADDRESS,
+            SERVER_PORT,
+            MCP_RESOURCE_URI,
+            GEN_AI_PROMPT_NAME,
+        ),
     ),
     NameSpec(
         SPAN_QUEUE_WAIT,
@@ -320,8 +358,9 @@ SPANS: Final[tuple[NameSpec, ...]] = (
         SPAN_CONNECT,
         "span",
         "A ToolNode opening its transport and discovering its tools (connect(), or lazily before the first "
-        "call or planner run). On failure also error.type and status ERROR.",
-        (TOOL_SOURCE, TOOL_TRANSPORT, TOOLS_DISCOVERED, ERROR_TYPE),
+        "call or planner run). On failure also error.type and status ERROR. For MCP also mcp.method.name "
+        "(the last request of the handshake), mcp.session.id, mcp.protocol.version and network.transport.",
+        (TOOL_SOURCE, TOOL_TRANSPORT, TOOLS_DISCOVERED, ERROR_TYPE, MCP_SESSION_ID, NETWORK_TRANSPORT),
     ),
 )
 
@@ -350,6 +389,19 @@ EVENTS: Final[tuple[NameSpec, ...]] = (
         "On the call whose end made an adaptive limiter change its limit: from, to, why, and the estimate's "
         "inputs (RTT and baseline, latency algorithms only). Also logged on penguiflow.middleware.adaptive.",
         (LIMITER_NAME, LIMIT_PREVIOUS, LIMIT_NEW, LIMIT_REASON, LIMIT_RTT_S, LIMIT_BASELINE_S),
+    ),
+    NameSpec(
+        EVENT_MCP_PROGRESS,
+        "span event",
+        "On the call's span: an MCP progress notification for the call (also a node_progress flow event).",
+        (MCP_PROGRESS, MCP_PROGRESS_TOTAL, MCP_PROGRESS_MESSAGE),
+    ),
+    NameSpec(
+        EVENT_MCP_LOG,
+        "span event",
+        "On the call's span: a log message the MCP server sent while it was the session's only call in flight "
+        "(every message is also logged under penguiflow.mcp.<source>). Redacted and shortened.",
+        (MCP_LOG_LEVEL, MCP_LOG_LOGGER, MCP_LOG_DATA),
     ),
 )
 
@@ -409,4 +461,20 @@ ATTRIBUTES: Final[tuple[NameSpec, ...]] = (
     NameSpec(TIMEOUT_S, "attribute", "The Timeout layer's bound.", unit="s"),
     NameSpec(REJECT_REASON, "attribute", "Why a limiter refused a call: queue_full."),
     NameSpec(PLANNER_STOP_REASON, "attribute", "Why a planner run ended."),
+    NameSpec(MCP_METHOD_NAME, "attribute", "MCP request method (tools/call, resources/read, initialize …)."),
+    NameSpec(MCP_SESSION_ID, "attribute", "MCP session id (streamable HTTP's Mcp-Session-Id)."),
+    NameSpec(MCP_PROTOCOL_VERSION, "attribute", "The MCP protocol version the session negotiated."),
+    NameSpec(MCP_RESOURCE_URI, "attribute", "The resource of a resources/read (configured secrets masked)."),
+    NameSpec(GEN_AI_PROMPT_NAME, "attribute", "The prompt of a prompts/get."),
+    NameSpec(JSONRPC_REQUEST_ID, "attribute", "JSON-RPC id of the request (per attempt)."),
+    NameSpec(NETWORK_TRANSPORT, "attribute", "pipe (stdio) or tcp (streamable HTTP)."),
+    NameSpec(NETWORK_PROTOCOL_NAME, "attribute", "http for streamable HTTP."),
+    NameSpec(SERVER_ADDRESS, "attribute", "Host of an MCP server reached over HTTP."),
+    NameSpec(SERVER_PORT, "attribute", "Port of an MCP server reached over HTTP."),
+    NameSpec(MCP_PROGRESS, "attribute", "Progress so far, as the server counts it."),
+    NameSpec(MCP_PROGRESS_TOTAL, "attribute", "The total the progress counts towards, if the server said."),
+    NameSpec(MCP_PROGRESS_MESSAGE, "attribute", "The server's progress message (masked, shortened)."),
+    NameSpec(MCP_LOG_LEVEL, "attribute", "MCP log level (debug … emergency)."),
+    NameSpec(MCP_LOG_LOGGER, "attribute", "The server's logger name, if it gave one."),
+    NameSpec(MCP_LOG_DATA, "attribute", "The log message (masked, shortened)."),
 )

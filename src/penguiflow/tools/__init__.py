@@ -8,6 +8,13 @@ from penguiflow.middleware.retry import RetryPolicy
 from penguiflow.registry import ModelRegistry
 from penguiflow.tools.catalog import ToolEntry
 from penguiflow.tools.config import AuthType, ExternalToolConfig, TransportType
+from penguiflow.tools.hooks import (
+    Elicitation,
+    ElicitationReply,
+    McpClientCredentials,
+    McpOAuth,
+    Sampling,
+)
 from penguiflow.tools.native import NativeTool, tool
 from penguiflow.tools.node import NotConnectedError, PendingTools, ToolNode
 from penguiflow.tools.transports.base import ToolSpec, Transport
@@ -16,12 +23,17 @@ from penguiflow.tools.validation import ValidateArguments
 __all__ = [
     "AdaptivePolicy",
     "AuthType",
+    "Elicitation",
+    "ElicitationReply",
     "ExternalToolConfig",
+    "McpClientCredentials",
+    "McpOAuth",
     "ModelRegistry",
     "NativeTool",
     "NotConnectedError",
     "PendingTools",
     "RetryPolicy",
+    "Sampling",
     "ToolEntry",
     "ToolNode",
     "ToolSpec",

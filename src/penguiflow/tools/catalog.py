@@ -21,7 +21,9 @@ class ToolEntry:
     ``source`` is the tool source's name, ``None`` for a native tool (which has no per-source limit).
     ``stack`` runs a call of this tool through its source's layers. ``idempotent`` (see
     :attr:`Call.idempotent <penguiflow.middleware.Call.idempotent>`) goes on every call of the tool: whether
-    ``Retry`` may re-send it after a failure that does not prove it did not run."""
+    ``Retry`` may re-send it after a failure that does not prove it did not run. ``title`` (a human-readable
+    name), ``annotations`` (the source's hints, e.g. MCP's ``readOnlyHint``, ``destructiveHint``) and
+    ``output_schema`` (the JSON schema of a result) are as the source describes the tool, when it does."""
 
     name: str
     description: str
@@ -29,6 +31,9 @@ class ToolEntry:
     source: str | None
     stack: Stack = field(repr=False)
     idempotent: bool | None = field(default=None, kw_only=True)
+    title: str | None = field(default=None, kw_only=True)
+    annotations: dict[str, Any] = field(default_factory=dict, kw_only=True)
+    output_schema: dict[str, Any] | None = field(default=None, kw_only=True)
 
     async def invoke(
         self,

@@ -129,7 +129,9 @@ class ExternalToolConfig(BaseModel):
     ``connection`` is, per transport: MCP — a command line (``npx -y ...``), an ``http(s)://`` URL or an
     in-process ``fastmcp.FastMCP`` server; HTTP — the base URL that the OpenAPI paths are appended to;
     UTCP — the URL of a UTCP manual. ``tool_filter`` keeps only the source's tools whose (source-local) names
-    match one of its ``fnmatch`` patterns.
+    match one of its ``fnmatch`` patterns. ``connect_timeout_s`` bounds opening the source and discovering its
+    tools (MCP: starting the server, ``initialize`` and ``tools/list`` together); it is longer than a call's
+    ``timeout_s`` by default because ``npx -y`` may first download the server.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -139,6 +141,7 @@ class ExternalToolConfig(BaseModel):
     connection: Any
     max_concurrency: int = Field(10, ge=1, le=10_000, strict=True)
     timeout_s: float = Field(30.0, gt=0)
+    connect_timeout_s: float = Field(60.0, gt=0)
     retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
     env: dict[str, SecretStr] = Field(default_factory=dict)
     auth_type: AuthType = AuthType.NONE
@@ -180,14 +183,14 @@ class ExternalToolConfig(BaseModel):
             return AdaptivePolicy()
         return self.adaptive or None
 
-    @field_validator("timeout_s", mode="before")
+    @field_validator("timeout_s", "connect_timeout_s", mode="before")
     @classmethod
     def _not_bool(cls, value: Any) -> Any:
         if isinstance(value, bool):  # pydantic would take True for 1.0 second
             raise ValueError("must be a number of seconds, not a bool")
         return value
 
-    @field_validator("timeout_s")
+    @field_validator("timeout_s", "connect_timeout_s")
     @classmethod
     def _finite(cls, value: float) -> float:
         if not math.isfinite(value):

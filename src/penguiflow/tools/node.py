@@ -33,14 +33,23 @@ from penguiflow.middleware.call import Call
 from penguiflow.registry import ModelRegistry
 from penguiflow.telemetry import get_tracer, names
 from penguiflow.tools.catalog import ToolEntry
-from penguiflow.tools.config import ExternalToolConfig, TransportType
-from penguiflow.tools.transports.base import CALL_CONTEXT
+from penguiflow.tools.config import AuthType, ExternalToolConfig, TransportType
+from penguiflow.tools.hooks import (
+    ClientHooks,
+    ElicitationHandler,
+    ProgressCallback,
+    SamplingHandler,
+    check_roots,
+)
+from penguiflow.tools.transports.base import CALL_CONTEXT, CURRENT_CALL
 from penguiflow.tools.validation import with_validation
 
 if TYPE_CHECKING:
     from penguiflow.tools.transports.base import ToolSpec, Transport
 
 __all__ = ["NotConnectedError", "PendingTools", "ToolNode"]
+
+_REQUEST = "penguiflow.mcp.request"  # Call.context key: the MCP request (resources/prompts) a call stands for
 
 # Transports by module and class name, imported only when a node connects: constructing a node for a transport
 # whose optional dependencies are missing must work (the guide builds nodes before anything runs).
@@ -55,8 +64,9 @@ class NotConnectedError(PenguiflowError, RuntimeError):
     """The node has not discovered its tools yet: ``await node.connect()`` (or ``async with node:``) first."""
 
 
-def load_transport(config: ExternalToolConfig) -> Transport:
-    """A new transport for ``config``; a transport that cannot be imported raises ``ConfigurationError``."""
+def load_transport(config: ExternalToolConfig, hooks: ClientHooks | None = None) -> Transport:
+    """A new transport for ``config``; a transport that cannot be imported raises ``ConfigurationError``.
+    ``hooks`` go to the transports that take them (MCP)."""
     module_name, class_name = _TRANSPORTS[config.transport]
     try:
         module = importlib.import_module(module_name)
@@ -66,7 +76,8 @@ def load_transport(config: ExternalToolConfig) -> Transport:
             f"{config.name}: the {config.transport.value} transport is not available ({exc}); "
             "for UTCP install the extra: pip install 'penguiflow[utcp]'",
         ) from exc
-    transport: Transport = getattr(module, class_name)(config)
+    cls = getattr(module, class_name)
+    transport: Transport = cls(config, hooks) if config.transport is TransportType.MCP else cls(config)
     return transport
 
 
@@ -105,6 +116,13 @@ class ToolNode:
     Argument validation always runs first, inside any leading ``log_flow_events`` layers, whatever ``layers``
     says: a bad call never reaches the network.
 
+    For what a *server* sends or asks (MCP): ``progress_callback(event)`` gets every ``node_progress`` flow
+    event; ``elicitation_handler`` and ``sampling_handler`` answer the server's requests for user input and
+    for an LLM completion (both declined without one, see :mod:`penguiflow.tools.hooks`); ``roots`` are the
+    ``file://`` roots offered to the server (none by default); ``oauth`` is an
+    :class:`~penguiflow.tools.McpOAuth` or :class:`~penguiflow.tools.McpClientCredentials` for an MCP server
+    over HTTP that uses OAuth 2.1.
+
     >>> async with ToolNode(ExternalToolConfig(name="github", transport=TransportType.MCP,
     ...                                        connection="npx -y @modelcontextprotocol/server-github")) as gh:
     ...     catalog = gh.get_tools()              # github.create_issue, github.list_repos, ...
@@ -117,10 +135,16 @@ class ToolNode:
         registry: ModelRegistry | None = None,
         *,
         layers: Sequence[Middleware] | None = None,
+        progress_callback: ProgressCallback | None = None,
+        elicitation_handler: ElicitationHandler | None = None,
+        sampling_handler: SamplingHandler | None = None,
+        roots: Sequence[str] | None = None,
+        oauth: Any = None,
     ) -> None:
         if not isinstance(config, ExternalToolConfig):
             raise ConfigurationError("config", f"must be an ExternalToolConfig, got {type(config).__name__}")
         self.config = config
+        self.hooks = _hooks(config, progress_callback, elicitation_handler, sampling_handler, roots, oauth)
         self.registry = registry if registry is not None else ModelRegistry()
         self._layers: tuple[Middleware, ...] = tuple(
             self.default_layers(config) if layers is None else layers
@@ -220,6 +244,9 @@ class ToolNode:
                 ) as span:
                     try:
                         transport, specs = await self._discover()
+                    except asyncio.CancelledError:
+                        span.set_attribute(names.OUTCOME, "cancelled")  # the caller's decision, not an error
+                        raise
                     except BaseException as exc:
                         span.set_attribute(names.ERROR_TYPE, type(exc).__qualname__)
                         span.set_status(StatusCode.ERROR, type(exc).__qualname__)
@@ -229,7 +256,7 @@ class ToolNode:
         return self.get_tools()
 
     async def _discover(self) -> tuple[Transport, list[ToolSpec]]:
-        transport = load_transport(self.config)
+        transport = load_transport(self.config, self.hooks)
         try:
             return transport, await transport.connect()
         except BaseException:
@@ -247,7 +274,15 @@ class ToolNode:
             name = f"{self.name}.{spec.name}"
             self.registry.register(name, spec.input_schema, defer_check=True)  # checked before its first call
             entries[name] = ToolEntry(
-                name, spec.description, spec.input_schema, self.name, self._stack, idempotent=spec.idempotent
+                name,
+                spec.description,
+                spec.input_schema,
+                self.name,
+                self._stack,
+                idempotent=spec.idempotent,
+                title=spec.title,
+                annotations=spec.annotations,
+                output_schema=spec.output_schema,
             )
         for stale in set(self._entries) - set(entries):
             self.registry.unregister(stale)
@@ -306,14 +341,85 @@ class ToolNode:
         entry = self.get_tool(tool)
         return await entry.invoke(arguments or {}, call_id=call_id, limits=limits, layers=layers)
 
+    # --- MCP resources and prompts: through the same stack (span, limits, timeout, retries) as tool calls -------
+    async def list_resources(self) -> list[dict[str, Any]]:
+        """The server's resources, in MCP's JSON shape (``uri``, ``name``, ``mimeType`` …). MCP only."""
+        result: list[dict[str, Any]] = await self._request("resources/list", {})
+        return result
+
+    async def read_resource(self, uri: str) -> list[dict[str, Any]]:
+        """The contents of resource ``uri`` (``text`` or base64 ``blob``, with ``mimeType``). MCP only."""
+        result: list[dict[str, Any]] = await self._request("resources/read", {"uri": uri})
+        return result
+
+    async def list_prompts(self) -> list[dict[str, Any]]:
+        """The server's prompts, in MCP's JSON shape (``name``, ``arguments`` …). MCP only."""
+        result: list[dict[str, Any]] = await self._request("prompts/list", {})
+        return result
+
+    async def get_prompt(self, name: str, arguments: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Prompt ``name`` filled with ``arguments``: ``{"description", "messages": [...]}``. MCP only."""
+        result: dict[str, Any] = await self._request(
+            "prompts/get", {"name": name, "arguments": dict(arguments or {})}
+        )
+        return result
+
+    async def _request(self, method: str, arguments: dict[str, Any]) -> Any:
+        if self.config.transport is not TransportType.MCP:
+            raise ConfigurationError(
+                "transport",
+                f"{self.name}: resources and prompts are MCP's, not {self.config.transport.value}'s",
+            )
+        if self._transport is None:
+            await self.connect()
+        call = Call(f"{self.name}.{method}", arguments, source=self.name, idempotent=True)
+        call.context[_REQUEST] = method
+        return await self._stack(call)
+
     async def _handle(self, call: Call) -> Any:
         transport = self._transport
         if transport is None:  # closed after the call entered the stack: reopen rather than fail
             await self.connect()
             transport = self._transport
             assert transport is not None
+        method = call.context.get(_REQUEST)
+        if method is not None:  # set by _request only: a tool's own name never routes here
+            return await transport.request(method, call.arguments)  # type: ignore[attr-defined]
         token = CALL_CONTEXT.set(call.context)
+        current = CURRENT_CALL.set(call)  # for the notifications the transport gets about this call
         try:
             return await transport.call(call.tool[len(self.name) + 1 :], call.arguments)
         finally:
+            CURRENT_CALL.reset(current)
             CALL_CONTEXT.reset(token)
+
+
+def _hooks(
+    config: ExternalToolConfig,
+    progress_callback: ProgressCallback | None,
+    elicitation_handler: ElicitationHandler | None,
+    sampling_handler: SamplingHandler | None,
+    roots: Sequence[str] | None,
+    oauth: Any,
+) -> ClientHooks:
+    """The node's hooks, checked: each must be callable, ``roots`` file URIs, ``oauth`` for an MCP URL."""
+    for field, hook in (
+        ("progress_callback", progress_callback),
+        ("elicitation_handler", elicitation_handler),
+        ("sampling_handler", sampling_handler),
+    ):
+        if hook is not None and not callable(hook):
+            raise ConfigurationError(field, f"must be callable, got {type(hook).__name__}")
+    if oauth is not None:
+        url = config.connection if isinstance(config.connection, str) else ""
+        if config.transport is not TransportType.MCP or not url.startswith(("http://", "https://")):
+            raise ConfigurationError("oauth", "OAuth applies to an MCP server reached over http(s)://")
+        if config.auth_type is not AuthType.NONE:
+            raise ConfigurationError("oauth", "give either auth_type/auth_config or oauth, not both")
+    return ClientHooks(
+        progress_callback=progress_callback,
+        elicitation_handler=elicitation_handler,
+        sampling_handler=sampling_handler,
+        roots=check_roots(roots),
+        oauth=oauth,
+    )

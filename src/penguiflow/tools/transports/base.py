@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+if TYPE_CHECKING:
+    from penguiflow.middleware.call import Call
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 """RFC 9110 §9.2.2: HTTP methods whose repetition has the effect of one request (POST and PATCH are not)."""
@@ -14,6 +17,9 @@ IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"
 CALL_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar("penguiflow_call_context", default=None)
 """The ``Call.context`` of the call a transport is performing (set by ``ToolNode``): the same dict for every
 attempt of one call, so a transport can keep per-call state across retries (HTTP: its ``Idempotency-Key``)."""
+CURRENT_CALL: ContextVar[Call | None] = ContextVar("penguiflow_current_call", default=None)
+"""The call a transport is performing, set by ``ToolNode`` around ``Transport.call``: a transport that gets
+notifications for a call (MCP progress) reports them as flow events of that call."""
 
 MAX_DETAIL: Final = 200
 """How much of a server's own words (an error body, an error message) goes into one of our error messages."""
@@ -50,13 +56,17 @@ class ToolSpec:
 
     ``idempotent``: whether running a call twice is harmless, as the source tells (an HTTP method, an MCP
     tool's ``readOnlyHint``/``idempotentHint``); ``False`` when it does not say. It decides whether ``Retry``
-    may re-send a call whose fate is unknown (a timeout, a lost connection).
+    may re-send a call whose fate is unknown (a timeout, a lost connection). ``title``, ``annotations`` and
+    ``output_schema`` are the source's own words, copied to the catalog entry.
     """
 
     name: str
     description: str = ""
     input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     idempotent: bool | None = None
+    title: str | None = field(default=None, kw_only=True)
+    annotations: dict[str, Any] = field(default_factory=dict, kw_only=True)
+    output_schema: dict[str, Any] | None = field(default=None, kw_only=True)
 
 
 class Transport(Protocol):

@@ -1,0 +1,140 @@
+"""How one session is opened: the fastmcp client for a command line, a URL or an in-process server.
+
+``connection`` is one of:
+
+- a command line (``npx -y @modelcontextprotocol/server-github``, ``python server.py``): split with
+  :func:`~penguiflow.tools.transports.mcp.command.split_command` and started as a stdio subprocess, **never
+  through a shell**. The subprocess gets the config's ``env`` on top of a minimal inherited environment
+  (``PATH``, ``HOME``, …: the MCP SDK's safe list), not the caller's whole environment; its stderr is logged,
+  not printed (:class:`~penguiflow.tools.transports.mcp.command.StderrLog`);
+- an ``http(s)://`` URL: streamable HTTP, with the config's auth headers, or the node's OAuth;
+- an in-process ``fastmcp.FastMCP`` server object (tests, embedding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import httpx2
+from fastmcp import Client, FastMCP
+from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from penguiflow.errors import ConfigurationError
+from penguiflow.telemetry import names
+from penguiflow.tools.config import ExternalToolConfig
+from penguiflow.tools.transports.mcp import auth
+from penguiflow.tools.transports.mcp.command import StderrLog, split_command
+
+__all__ = ["Opening", "describe", "network_attributes", "new_client"]
+
+_AUTH_STATUSES = frozenset({401, 403})
+
+
+def _is_url(connection: object) -> bool:
+    return isinstance(connection, str) and connection.startswith(("http://", "https://"))
+
+
+def describe(config: ExternalToolConfig) -> str:
+    """What the connection is, for messages: never the command's arguments or a URL's credentials."""
+    connection = config.connection
+    if isinstance(connection, FastMCP):
+        return f"in-process server {connection.name!r}"
+    if isinstance(connection, str):
+        if _is_url(connection):
+            url = httpx.URL(connection)
+            return f"{url.scheme}://{url.host}{f':{url.port}' if url.port else ''}{url.path}"
+        return f"command {split_command(connection)[0]!r}"
+    raise ConfigurationError(
+        "connection",
+        f"an MCP connection is a command line, an http(s):// URL or a FastMCP server, "
+        f"not {type(connection).__name__}",
+    )
+
+
+def network_attributes(config: ExternalToolConfig) -> dict[str, Any]:
+    """The MCP conventions' network attributes of the source (``network.transport`` …)."""
+    connection = config.connection
+    if _is_url(connection):
+        url = httpx.URL(connection)
+        return {
+            names.NETWORK_TRANSPORT: "tcp",
+            names.NETWORK_PROTOCOL_NAME: "http",
+            names.SERVER_ADDRESS: url.host,
+            names.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80),
+        }
+    if isinstance(connection, str):
+        return {names.NETWORK_TRANSPORT: "pipe"}
+    return {}
+
+
+@dataclass
+class Opening:
+    """What opening one session needs besides the client: the stderr pipe of a stdio server, and the last
+    401/403 the HTTP client saw (the ``mcp`` SDK reports those as a status-less JSON-RPC error)."""
+
+    stderr: StderrLog | None = None
+    auth_status: int | None = None
+    on_auth_status: Callable[[int | None], None] | None = field(default=None, repr=False)
+
+    def spawned(self) -> None:
+        if self.stderr is not None:
+            self.stderr.spawned()
+
+
+def _http_factory(opening: Opening) -> Callable[..., httpx2.AsyncClient]:
+    """The SDK's HTTP client, with a hook noting a 401/403 (the status the SDK's error loses)."""
+
+    async def on_response(response: httpx2.Response) -> None:
+        # The last response decides: an OAuth flow answers a 401 with a token and a retried request.
+        status = response.status_code if response.status_code in _AUTH_STATUSES else None
+        opening.auth_status = status
+        if opening.on_auth_status is not None:
+            opening.on_auth_status(status)
+
+    def factory(
+        headers: dict[str, str] | None = None,
+        timeout: httpx2.Timeout | None = None,
+        auth: httpx2.Auth | None = None,
+        **_: Any,  # follow_redirects: left off, as by the SDK's own client (it follows same-origin redirects)
+    ) -> httpx2.AsyncClient:
+        client = create_mcp_http_client(headers=headers, timeout=timeout, auth=auth)
+        client.event_hooks.setdefault("response", []).append(on_response)
+        return client
+
+    return factory
+
+
+async def new_client(
+    config: ExternalToolConfig,
+    *,
+    opening: Opening,
+    init_timeout: float,
+    stderr: StderrLog | None,
+    oauth: Any,
+    **handlers: Any,
+) -> Client[Any]:
+    """A fastmcp client for ``config`` (not entered yet). ``handlers`` are the fastmcp handler keywords."""
+    connection = config.connection
+    if isinstance(connection, FastMCP):
+        return Client(connection, init_timeout=init_timeout, **handlers)
+    assert isinstance(connection, str)
+    if _is_url(connection):
+        transport = StreamableHttpTransport(
+            connection,
+            headers=config.auth_headers(),
+            auth=auth.provider(oauth, connection),
+            httpx_client_factory=_http_factory(opening),
+        )
+        return Client(transport, init_timeout=init_timeout, **handlers)
+    command, *args = split_command(connection)
+    log_file = None
+    if stderr is not None:
+        opening.stderr = stderr
+        log_file = await stderr.open()
+    # keep_alive=False: closing the client ends the subprocess; a dead one is replaced, never reused.
+    stdio = StdioTransport(command, args, env=config.resolved_env(), keep_alive=False, log_file=log_file)
+    return Client(stdio, init_timeout=init_timeout, **handlers)

@@ -1,0 +1,119 @@
+"""Server notifications as first-class signals: progress and log messages.
+
+- **Progress** of a call (``notifications/progress`` with the call's progress token) becomes a
+  ``node_progress`` flow event of that call — what ``log_flow_events`` listeners and the latency callbacks see,
+  and the node's ``progress_callback`` — and a ``penguiflow.mcp.progress`` span event on the call's span.
+- **Log messages** (``notifications/message``) go to Python logging under ``penguiflow.mcp.<source>`` at the
+  mapped level (``notice`` → INFO, ``alert``/``emergency`` → CRITICAL), and to a ``penguiflow.mcp.log`` span
+  event on the span of the call in flight — when there is exactly one: MCP does not say which request a log
+  message belongs to, and an event on the wrong call would mislead.
+
+Nothing is printed: the application's logging configuration decides where it goes. What the server wrote is
+masked (configured secrets) and shortened before it is logged or put on a span.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
+from mcp.shared.dispatcher import ProgressFnT
+from mcp.types import LoggingMessageNotificationParams
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
+from penguiflow.middleware.call import Call
+from penguiflow.middleware.events import NODE_PROGRESS, FlowEvent, emit
+from penguiflow.telemetry import names
+from penguiflow.tools.hooks import ProgressCallback
+from penguiflow.tools.transports.base import shorten
+
+__all__ = ["LEVELS", "Notifications"]
+
+LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "alert": logging.CRITICAL,
+    "emergency": logging.CRITICAL,
+}
+_MAX_LOG: Final = 2000  # characters of one server log message kept
+
+
+class Notifications:
+    """The notification handlers of one MCP source."""
+
+    def __init__(
+        self, source: str, redact: Callable[[str], str], progress_callback: ProgressCallback | None
+    ) -> None:
+        self.source = source
+        self.log = logging.getLogger(f"penguiflow.mcp.{source}")
+        self._redact = redact
+        self._progress_callback = progress_callback
+        self._ids = itertools.count()
+        self._in_flight: dict[int, Span] = {}
+
+    @contextlib.contextmanager
+    def call(self, call: Call | None) -> Iterator[ProgressFnT]:
+        """While a request runs: its progress handler, and its span registered for log events."""
+        key = next(self._ids)
+        span = trace.get_current_span()
+        started = time.perf_counter()
+        self._in_flight[key] = span
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            text = shorten(self._redact(message), _MAX_LOG) if message else None
+            attributes: dict[str, Any] = {names.MCP_PROGRESS: progress}
+            if total is not None:
+                attributes[names.MCP_PROGRESS_TOTAL] = total
+            if text is not None:
+                attributes[names.MCP_PROGRESS_MESSAGE] = text
+            span.add_event(names.EVENT_MCP_PROGRESS, attributes)
+            if call is not None:
+                callback = self._progress_callback
+                # This runs in the session's reader task: make the call's span current for the event's ids.
+                with trace.use_span(span, end_on_exit=False):
+                    emit(
+                        call,
+                        None if callback is None else _adapt(callback),
+                        NODE_PROGRESS,
+                        (time.perf_counter() - started) * 1000,
+                        progress=progress,
+                        total=total,
+                        message=text,
+                    )
+
+        try:
+            yield on_progress
+        finally:
+            del self._in_flight[key]
+
+    async def on_log(self, params: LoggingMessageNotificationParams) -> None:
+        level = LEVELS.get(str(params.level).lower(), logging.INFO)
+        data = params.data if isinstance(params.data, str) else json.dumps(params.data, default=str)
+        text = shorten(self._redact(data), _MAX_LOG)
+        logger = shorten(self._redact(params.logger), 100) if params.logger else None
+        self.log.log(level, "%s%s", f"[{logger}] " if logger else "", text)
+        if len(self._in_flight) == 1:
+            (span,) = self._in_flight.values()
+            attributes = {names.MCP_LOG_LEVEL: str(params.level), names.MCP_LOG_DATA: text}
+            if logger:
+                attributes[names.MCP_LOG_LOGGER] = logger
+            span.add_event(names.EVENT_MCP_LOG, attributes)
+
+
+def _adapt(callback: ProgressCallback) -> Callable[[str, float, FlowEvent], None]:
+    """The node's one-argument progress callback in the latency-callback shape ``emit`` calls."""
+
+    def run(_event_type: str, _latency_ms: float, event: FlowEvent) -> None:
+        callback(event)
+
+    return run
