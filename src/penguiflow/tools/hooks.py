@@ -129,7 +129,8 @@ class McpOAuth:
     callback server on ``redirect_uri``'s port receives the redirect. ``token_store`` is any
     ``key_value.aio`` ``AsyncKeyValue`` (fastmcp's pluggable storage: disk, Redis, encrypted wrappers…);
     tokens are kept in memory by default. ``issuer`` pins pre-registered credentials to their authorization
-    server: they are never sent to another."""
+    server: they are never sent to another. ``token_endpoint_auth_method`` defaults to RFC 7591's
+    ``client_secret_basic`` for a pre-registered ``client_secret`` (``none`` for a public client)."""
 
     scopes: Sequence[str] | str | None = None
     authorize: Authorize | None = None
@@ -139,6 +140,7 @@ class McpOAuth:
     client_secret: str | None = field(default=None, repr=False)
     client_metadata_url: str | None = None
     issuer: str | None = None
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] | None = None
     redirect_uri: str = "http://localhost:33418/callback"
     callback_timeout_s: float = 300.0
 

@@ -77,6 +77,11 @@ def provider(oauth: McpOAuth | McpClientCredentials | None, url: str) -> httpx2.
             "client_secret": oauth.client_secret,
             "issuer": oauth.issuer,
         }
+        method = oauth.token_endpoint_auth_method
+        if method is None and oauth.client_secret is not None:
+            method = "client_secret_basic"  # RFC 7591's default (fastmcp's would be client_secret_post)
+        if method is not None:
+            common["additional_client_metadata"] = {"token_endpoint_auth_method": method}
         if oauth.authorize is None:
             return OAuth(**common)
         return _HeadlessOAuth(oauth.authorize, **common)
