@@ -150,6 +150,7 @@ class ToolResponseTooLargeError(ToolError):
         super().__init__(message, tool=tool)
         self.limit = limit
 
+
 class ToolAuthenticationError(ToolClientError):
     """The source refused the credentials (401) or what they allow (403). Not retried: the same credentials
     get the same answer. The message says how to authenticate (which ``auth_type``/``auth_config`` or OAuth

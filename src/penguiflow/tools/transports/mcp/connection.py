@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import httpx2
 from fastmcp import Client, FastMCP
-from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+from fastmcp.client.transports import StreamableHttpTransport
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from penguiflow.errors import ConfigurationError
@@ -28,6 +28,7 @@ from penguiflow.telemetry import names
 from penguiflow.tools.config import ExternalToolConfig
 from penguiflow.tools.transports.mcp import auth
 from penguiflow.tools.transports.mcp.command import StderrLog, split_command
+from penguiflow.tools.transports.mcp.stdio import BoundedStdioTransport
 
 __all__ = ["Opening", "describe", "network_attributes", "new_client"]
 
@@ -113,7 +114,8 @@ async def new_client(
     *,
     opening: Opening,
     init_timeout: float,
-    stderr: StderrLog | None,
+    stderr: StderrLog,
+    on_too_large: Callable[[int], None],
     oauth: Any,
     **handlers: Any,
 ) -> Client[Any]:
@@ -125,16 +127,21 @@ async def new_client(
     if _is_url(connection):
         transport = StreamableHttpTransport(
             connection,
+            max_sse_event_size=config.max_response_bytes,
             headers=config.auth_headers(),
             auth=auth.provider(oauth, connection),
             httpx_client_factory=_http_factory(opening),
         )
         return Client(transport, init_timeout=init_timeout, **handlers)
     command, *args = split_command(connection)
-    log_file = None
-    if stderr is not None:
-        opening.stderr = stderr
-        log_file = await stderr.open()
-    # keep_alive=False: closing the client ends the subprocess; a dead one is replaced, never reused.
-    stdio = StdioTransport(command, args, env=config.resolved_env(), keep_alive=False, log_file=log_file)
+    opening.stderr = stderr
+    # One subprocess per session: closing the client ends it; a dead one is replaced, never reused.
+    stdio = BoundedStdioTransport(
+        command,
+        args,
+        env=config.resolved_env(),
+        errlog=await stderr.open(),
+        limit=config.max_response_bytes,
+        on_too_large=on_too_large,
+    )
     return Client(stdio, init_timeout=init_timeout, **handlers)

@@ -32,6 +32,7 @@ from penguiflow.errors import (
     ToolError,
     ToolExecutionError,
     ToolNotFoundError,
+    ToolResponseTooLargeError,
 )
 
 __all__ = ["BROKEN", "Failures", "auth_error"]
@@ -87,14 +88,20 @@ class Failures:
     redact: Callable[[str], str]
     oauth: bool = False
     auth_status: int | None = None
-    too_large: ToolError | None = None
+    too_large: tuple[int, int] | None = None  # (bytes read, limit)
 
     def typed(self, exc: BaseException, *, name: str, opening: bool = False) -> tuple[ToolError, bool]:
         """``(error, broken)``: the typed error for ``exc`` and whether the session is broken (to discard)."""
         if isinstance(exc, ToolError):
             return exc, False
         if self.too_large is not None:
-            return self.too_large, True
+            size, limit = self.too_large
+            return ToolResponseTooLargeError(
+                f"{name}: the MCP server sent a message longer than max_response_bytes={limit} ({size} bytes "
+                "read); the session was closed",
+                limit=limit,
+                tool=name,
+            ), True
         if self.auth_status is not None:
             return auth_error(name, self.auth_status, self.target, oauth=self.oauth), True
         if isinstance(exc, MCPError) and exc.code != CONNECTION_CLOSED and not opening:

@@ -50,7 +50,10 @@ class BoundedStdioTransport(ClientTransport):
         self, *, transport_options: TransportOptions | None = None, **session_kwargs: Any
     ) -> AsyncIterator[ClientSession]:
         options = transport_options or TransportOptions()
-        async with self._streams() as (read, write), options.session_class(read, write, **session_kwargs) as session:
+        async with (
+            self._streams() as (read, write),
+            options.session_class(read, write, **session_kwargs) as session,
+        ):
             yield session
 
     @contextlib.asynccontextmanager
@@ -66,7 +69,9 @@ class BoundedStdioTransport(ClientTransport):
             assert process.stdout is not None
             buffer = bytearray()
             async with reader_send:
-                with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+                with contextlib.suppress(
+                    anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream
+                ):
                     async for chunk in process.stdout:
                         buffer += chunk
                         start = 0

@@ -101,6 +101,7 @@ class McpTransport:
                         opening=opening,
                         init_timeout=self.config.connect_timeout_s,
                         stderr=stderr,
+                        on_too_large=self._too_large,
                         oauth=self.hooks.oauth,
                         log_handler=self.notifications.on_log,
                         progress_handler=_ignore_progress,
@@ -127,6 +128,9 @@ class McpTransport:
             self._client = client
             return client
         raise error from cause  # outside the except block: see safe_cause
+
+    def _too_large(self, size: int) -> None:
+        self.failures.too_large = (size, self.config.max_response_bytes)
 
     def _saw_auth_status(self, status: int | None) -> None:
         self.failures.auth_status = status
