@@ -7,27 +7,20 @@ import asyncio
 import importlib
 import logging
 import shlex
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from penguiflow.errors import ToolAuthenticationError, ToolConnectionError
 from penguiflow.planner import ReactPlanner
 from penguiflow.planner.llm.scripted import ScriptedLLM
 from penguiflow.telemetry import names
 from penguiflow.tools import AuthType, ExternalToolConfig, RetryPolicy, ToolNode, TransportType
+from tests.reliability.servers import Route, ScriptedHttpServer
 from tests.support import otel
 
 pytestmark = pytest.mark.timeout(60)
@@ -75,38 +68,16 @@ async def test_a_planner_deadline_covers_connecting_its_sources() -> None:
 # --- 401 / 403 -----------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def refusing_server() -> Iterator[tuple[str, list[str]]]:
-    """An HTTP endpoint that answers every MCP request 401, counting them."""
-    hits: list[str] = []
-
-    async def mcp(request: Request) -> JSONResponse:
-        hits.append(request.method)
-        return JSONResponse(
-            {"error": "invalid_token"}, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="mcp"'}
-        )
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = Starlette(routes=[Route("/mcp", mcp, methods=["GET", "POST", "DELETE"])])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/mcp", hits
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
-
-
 async def test_401_is_a_typed_authentication_error_and_is_not_retried(
-    refusing_server: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    url, hits = refusing_server
+    refusing = ScriptedHttpServer({"/mcp": Route({"error": "invalid_token"}, status=401)})
+    with refusing:
+        await _refused(refusing, monkeypatch)
+
+
+async def _refused(refusing: ScriptedHttpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"{refusing.url}/mcp"
     monkeypatch.setenv("PF_TEST_BAD_TOKEN", "expired-token-123456")
     config = ExternalToolConfig(
         name=otel.unique("refused").replace(".", "_"),
@@ -122,11 +93,13 @@ async def test_401_is_a_typed_authentication_error_and_is_not_retried(
     error = failed.value
     assert error.status_code == 401 and not error.retryable
     assert "HTTP 401" in str(error) and "auth_type" in str(error) and "expired-token" not in str(error)
-    once = len(hits)
+    once = refusing.hits["/mcp"]
     assert 1 <= once <= 2  # the protocol probe and initialize, each once
     with pytest.raises(ToolAuthenticationError):
         await node.call(f"{node.name}.anything")
-    assert len(hits) == 2 * once  # the call connected once more; Retry (max_attempts=5) did not re-send
+    assert (
+        refusing.hits["/mcp"] == 2 * once
+    )  # the call connected once more; Retry (max_attempts=5) re-sent nothing
 
 
 # --- cancellation and logging manners --------------------------------------------------------------------------------
