@@ -17,7 +17,7 @@ from penguiflow.errors import ConfigurationError, ToolResponseTooLargeError
 from penguiflow.tools import ExternalToolConfig, RetryPolicy, ToolNode, TransportType
 from penguiflow.tools.transports.mcp import McpTransport, split_command
 from penguiflow.tools.transports.mcp.command import MAX_LOGGED
-from tests.support import otel
+from tests.support import everything, otel
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -89,3 +89,17 @@ def test_a_command_line_with_a_line_break_or_nul_is_refused(line: str) -> None:
         split_command(line)
     with pytest.raises(ConfigurationError, match="line break"):
         McpTransport(ExternalToolConfig(name="nl", transport=TransportType.MCP, connection=line))
+
+
+async def test_an_sse_event_over_max_response_bytes_is_refused_over_http() -> None:
+    with everything.http_server() as url:
+        config = edge_config(
+            connection=url, max_response_bytes=256 * 1024, retry_policy=RetryPolicy(max_attempts=3)
+        )
+        async with ToolNode(config) as node:
+            with pytest.raises(ToolResponseTooLargeError, match="max_response_bytes=262144") as failed:
+                await node.call(f"{node.name}.echo", {"message": "y" * (1 * MB)})
+            assert not failed.value.retryable
+            assert (
+                await node.call(f"{node.name}.echo", {"message": "small"}) == "Echo: small"
+            )  # session intact

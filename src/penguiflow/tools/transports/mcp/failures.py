@@ -45,6 +45,8 @@ _INVALID_RESULT: Final = re.compile(
     r"|Invalid schema for tool)"
 )
 
+_SSE_TOO_LARGE: Final = re.compile(r"Server-sent event exceeded the (\d+) byte limit")
+
 # What a broken session surfaces as, depending on where the failure is noticed first.
 BROKEN: Final = (
     ConnectionError,
@@ -102,6 +104,15 @@ class Failures:
                 limit=limit,
                 tool=name,
             ), True
+        if isinstance(exc, MCPError) and (over := _SSE_TOO_LARGE.search(exc.message)) is not None:
+            # The SDK's SSE reader refused an event over max_sse_event_size (our max_response_bytes): the
+            # answer to this request only; the session stays usable.
+            limit = int(over.group(1))
+            return ToolResponseTooLargeError(
+                f"{name}: the MCP server sent a message longer than max_response_bytes={limit}; it was not read",
+                limit=limit,
+                tool=name,
+            ), False
         if self.auth_status is not None:
             return auth_error(name, self.auth_status, self.target, oauth=self.oauth), True
         if isinstance(exc, MCPError) and exc.code != CONNECTION_CLOSED and not opening:
