@@ -106,7 +106,7 @@ def test_client_scenario(scenario: str, tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     output = run.stdout + run.stderr
-    (results,) = tmp_path.glob("*/checks.json") or [None]
+    results = next(tmp_path.rglob("checks.json"), None)  # <dir>/<scenario>-<time>/ (auth/... nests one more)
     checks = json.loads(results.read_text()) if results is not None else []
     bad = [
         f"{c['id']}: {c['status']} {c.get('errorMessage', '')}"
@@ -116,7 +116,7 @@ def test_client_scenario(scenario: str, tmp_path: Path) -> None:
     if scenario in EXPECTED_FAILURES:
         assert "OVERALL: PASSED" not in output, f"{scenario} passes now: remove it from EXPECTED_FAILURES"
         pytest.xfail(EXPECTED_FAILURES[scenario])
-    client_err = next(tmp_path.glob("*/stderr.txt"), None)
+    client_err = next(tmp_path.rglob("stderr.txt"), None)
     detail = client_err.read_text()[-3000:] if client_err is not None else output[-3000:]
     assert "OVERALL: PASSED" in output, f"{bad}\n{output[-2000:]}\n--- client stderr ---\n{detail}"
     assert not bad
