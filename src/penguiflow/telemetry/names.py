@@ -89,9 +89,6 @@ LIMIT_BASELINE_S: Final = "penguiflow.limiter.baseline_s"
 OPERATION_EXECUTE_TOOL: Final = "execute_tool"
 OPERATION_INVOKE_AGENT: Final = "invoke_agent"
 OPERATION_CHAT: Final = "chat"
-ERROR_TOOL_ERROR: Final = (
-    "tool_error"  # error.type of an MCP result with isError (the MCP conventions' value)
-)
 
 # Outcome values of one tool call; every call ends in exactly one of them.
 Outcome = Literal["success", "error", "timeout", "rejected", "cancelled"]

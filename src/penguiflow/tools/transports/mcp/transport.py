@@ -222,8 +222,6 @@ class McpTransport:
             error = await self._failure(client, exc, name=name)
             cause = self._cause(error, exc)
         else:
-            if result.is_error:
-                set_attributes({names.ERROR_TYPE: names.ERROR_TOOL_ERROR})
             return result_value(name, result, wrapped=tool in self._wrapped, redact=self._redact)
         raise error from cause  # outside the except block: see safe_cause
 
