@@ -98,6 +98,15 @@ def _multipart(body: Body, value: Any) -> tuple[bytes, str]:
         schema = body.properties.get(name)
         encoding = body.encoding.get(name)
         content_type = encoding.get("contentType") if isinstance(encoding, Mapping) else None
+        if isinstance(encoding, Mapping) and encoding.get("style") == "deepObject" and not _is_file(schema):
+            # OAS 3.1 lets a multipart field take a style too: Stripe's file_link_data[create]=true parts
+            for key, text in deep_pairs(name, item):
+                parts.append(
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="{_quoted(key)}"\r\n\r\n'.encode()
+                    + text.encode()
+                    + b"\r\n"
+                )
+            continue
         for piece in item if isinstance(item, list) and not _is_file(schema) else [item]:
             if _is_file(schema) or _is_file(_items(schema)):
                 data = _bytes(name, piece)
