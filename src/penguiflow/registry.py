@@ -31,7 +31,8 @@ class _Entry:
     ) -> None:
         self.schema = schema
         self.model = model
-        self.validator = None if model is not None else Draft202012Validator(schema)
+        # a deferred entry builds its validator with its check, off the loop, not at registration
+        self.validator = None if model is not None or not checked else Draft202012Validator(schema)
         self.checked = checked
 
     def check(self, name: str) -> None:
@@ -48,6 +49,7 @@ class _Entry:
             raise ToolValidationError(
                 f"{name}: the tool's argument schema is nested too deeply", tool=name
             ) from None
+        self.validator = Draft202012Validator(self.schema)
         self.checked = True
 
 
@@ -109,8 +111,8 @@ class ModelRegistry:
             except PydanticValidationError as exc:
                 raise ToolValidationError(_pydantic_message(name, exc), tool=name) from None
             return {field: getattr(validated, field) for field in type(validated).model_fields}
-        assert entry.validator is not None
         entry.check(name)
+        assert entry.validator is not None
         error = _first_error(entry.validator, arguments)
         if error is not None:
             raise ToolValidationError(_schema_message(name, error), tool=name)

@@ -34,6 +34,8 @@ class Route:
     length: bool = True
     trickle_s: float | None = None
     respond: Callable[[dict[str, str], bytes], tuple[int, Any]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -48,6 +50,8 @@ class ScriptedHttpServer:
     routes: dict[str, Route] = field(default_factory=dict)
     hits: Counter[str] = field(default_factory=Counter)
     requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    targets: list[tuple[str, str]] = field(default_factory=list)  # (method, raw target with its query)
+    default: Route | None = None  # what a path without a route answers (404 when None)
 
     def __post_init__(self) -> None:
         self._stopping = threading.Event()
@@ -63,18 +67,25 @@ class ScriptedHttpServer:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 server.hits[path] += 1
                 server.requests.append((path, headers, body))
-                route = server.routes.get(path)
+                server.targets.append((self.command, self.path))
+                route = server.routes.get(path, server.default)
                 if route is None:
                     return self._send(Route({"detail": f"no route {path}"}, status=404))
+                if route.delay_s:
+                    time.sleep(route.delay_s)
                 if route.respond is not None:
                     status, payload = route.respond(headers, body)
-                    return self._send(Route(payload, status=status, content_type=route.content_type))
+                    return self._send(
+                        Route(payload, status=status, content_type=route.content_type, headers=route.headers)
+                    )
                 return self._send(route)
 
             def _send(self, route: Route) -> None:
                 data = route.payload()
                 self.send_response(route.status)
                 self.send_header("Content-Type", route.content_type)
+                for name, value in route.headers.items():
+                    self.send_header(name, value)
                 if route.trickle_s is not None:
                     self.send_header("Connection", "close")  # no length: the body ends when we hang up
                     self.end_headers()
@@ -86,7 +97,8 @@ class ScriptedHttpServer:
                     self.send_header("Connection", "close")
                     self.close_connection = True
                 self.end_headers()
-                self.wfile.write(data)
+                if self.command != "HEAD":
+                    self.wfile.write(data)
 
             def _trickle(self, every_s: float) -> None:
                 self.close_connection = True
@@ -98,7 +110,7 @@ class ScriptedHttpServer:
                 except OSError:  # the client hung up: what we wait for
                     return
 
-            do_GET = do_POST = do_PUT = do_DELETE = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
             def log_message(self, *args: Any) -> None:
                 pass

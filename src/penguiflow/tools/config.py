@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import math
 import os
 import re
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, Final, Self
-from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -302,8 +301,9 @@ class ExternalToolConfig(BaseModel):
         return sorted((v for v in found if len(v) >= _MIN_SECRET), key=lambda v: (-len(v), v))
 
     def redact(self, text: str, *, also: Iterable[str] = ()) -> str:
-        """``text`` with every secret of this config (see :meth:`secret_values`) replaced by ``***``, also in
-        its URL-encoded and JSON-escaped forms (a server may echo a credential in either).
+        """``text`` with every secret of this config (see :meth:`secret_values`) replaced by ``***``, also as a
+        server may echo it: percent-encoded in either case (``%2F``, ``%2f``), form-encoded, JSON-escaped (with
+        ``\\/`` too), in any mix of these and upper- or lower-cased.
 
         ``also`` adds values resolved earlier: a transport passes the secrets it resolved at connect time, so a
         credential still in use is masked even after its environment variable changed. The one place every
@@ -318,18 +318,19 @@ class ExternalToolConfig(BaseModel):
         return _pattern(frozenset(secrets)).sub(REDACTED, text)
 
 
-def _forms(secret: str) -> set[str]:
-    """The ways a server may echo ``secret``: as is, percent-encoded (``%2F`` or ``%2f``: the pattern ignores
-    case, which also catches an upper- or lower-cased token), form-encoded, JSON-escaped (also with ``\\/``)."""
-    escaped = json.dumps(secret)[1:-1]
-    return {
-        secret,
-        quote(secret, safe=""),
-        quote_plus(secret),
-        escaped,
-        escaped.replace("/", "\\/"),
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-    }
+def _char(c: str) -> str:
+    """A pattern for one character of a secret as a server may echo it: itself, percent-encoded (``%2F`` or
+    ``%2f``), form-encoded (``+`` for a space), JSON-escaped (``\\u00e9``, ``\\/``)."""
+    if c.isascii() and (c.isalnum() or c in "-_.~"):
+        return re.escape(c)
+    alternatives = {re.escape(c), re.escape("".join(f"%{byte:02X}" for byte in c.encode()))}
+    if ord(c) < 0x10000:
+        alternatives.add(re.escape(f"\\u{ord(c):04x}"))
+    if c in '/"\\':
+        alternatives.add(re.escape("\\" + c))
+    if c == " ":
+        alternatives.add(re.escape("+"))
+    return "(?:" + "|".join(sorted(alternatives, key=len, reverse=True)) + ")"
 
 
 _PATTERNS: dict[frozenset[str], re.Pattern[str]] = {}
@@ -338,9 +339,9 @@ _PATTERNS: dict[frozenset[str], re.Pattern[str]] = {}
 def _pattern(secrets: frozenset[str]) -> re.Pattern[str]:
     pattern = _PATTERNS.get(secrets)
     if pattern is None:
-        forms = {form for secret in secrets for form in _forms(secret) if len(form) >= _MIN_SECRET}
-        ordered = sorted(forms, key=lambda v: (-len(v), v))  # longest first: no half-masked secret
-        pattern = re.compile("|".join(re.escape(form) for form in ordered), re.IGNORECASE)
+        ordered = sorted(secrets, key=lambda v: (-len(v), v))  # longest first: no half-masked secret
+        # each character in any of its echo forms, in any mix, and in any case (an upper-cased token too)
+        pattern = re.compile("|".join("".join(_char(c) for c in secret) for secret in ordered), re.IGNORECASE)
         if len(_PATTERNS) > 64:  # secrets change rarely; keep the cache small
             _PATTERNS.clear()
         _PATTERNS[secrets] = pattern

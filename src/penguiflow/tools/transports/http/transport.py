@@ -262,7 +262,9 @@ class HttpTransport:
         assert client is not None and credentials is not None
         limit = self.config.max_response_bytes
         for hop in range(MAX_REDIRECTS + 1):
-            request = client.build_request(method, url, headers=headers, content=content)
+            # httpx encodes str header values as ASCII; a Latin-1 value (checked before) goes as its bytes
+            wire = [(k.encode("ascii"), v.encode("latin-1")) for k, v in headers.items()]
+            request = client.build_request(method, url, headers=wire, content=content)
             auth: httpx.BasicAuth | None = None
             for own in (credentials, extra):
                 if own is not None and own.applies_to(request.url):
@@ -335,8 +337,10 @@ def _authenticate(request: httpx.Request, credentials: Credentials) -> None:
     """Add ``credentials``' headers, query key and cookies to ``request`` (same-origin requests only)."""
     for name, value in credentials.headers.items():
         request.headers[name] = value
-    if credentials.query:
-        request.url = request.url.copy_merge_params(dict(credentials.query))
+    if credentials.query:  # appended as text: re-encoding the query would change what the styles wrote
+        extra = encode_query([(name, value, False) for name, value in credentials.query])
+        query = request.url.query.decode("ascii")
+        request.url = request.url.copy_with(query=(f"{query}&{extra}" if query else extra).encode("ascii"))
     if credentials.cookies:
         jar = "; ".join(f"{k}={v}" for k, v in credentials.cookies)
         existing = request.headers.get("cookie")
