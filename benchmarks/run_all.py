@@ -22,6 +22,7 @@ SCRIPTS = (
     "limiter_efficiency",
     "end_to_end",
     "adaptive",
+    "http_real_apis",
     "redis_limiter",
 )
 

@@ -20,6 +20,7 @@ EXPECTED = {
     "retry_storm": (["Retry storm behind ConcurrencyLimit(5)"], "cases"),
     "end_to_end": (["End to end"], "cases"),
     "adaptive": (["Adaptive concurrency: median over"], "summary"),
+    "http_real_apis": (["connect() on the real documents", "Per-call client overhead"], "connect"),
 }
 
 

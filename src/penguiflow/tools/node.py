@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import fnmatch
 import importlib
+import sys
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -256,6 +257,10 @@ class ToolNode:
         return self.get_tools()
 
     async def _discover(self) -> tuple[Transport, list[ToolSpec]]:
+        module_name = _TRANSPORTS[self.config.transport][0]
+        if module_name not in sys.modules:  # a first import (httpx, fastmcp...) takes ~0.5 s: not on the loop
+            with contextlib.suppress(ImportError):  # load_transport reports it
+                await asyncio.to_thread(importlib.import_module, module_name)
         transport = load_transport(self.config, self.hooks)
         try:
             return transport, await transport.connect()

@@ -22,8 +22,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 from urllib.parse import unquote
 
-from fastmcp.utilities.openapi import convert_openapi_schema_to_json_schema
-
 from penguiflow.tools.transports.http.document import OpenAPIError
 
 __all__ = ["MAX_DEFS", "MAX_TOTAL_DEFS", "Schemas"]
@@ -140,6 +138,10 @@ class Schemas:
         if not isinstance(value, Mapping):
             raise self.error(where, "a schema is not an object")
         rewritten = self.rewrite(value, where)
+        # imported here, in the worker thread that parses: importing fastmcp costs ~0.8 s of CPU (measured),
+        # which on the first connect would otherwise run on the event loop
+        from fastmcp.utilities.openapi import convert_openapi_schema_to_json_schema
+
         converted = convert_openapi_schema_to_json_schema(
             rewritten,
             self.version,
