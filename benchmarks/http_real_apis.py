@@ -252,7 +252,7 @@ async def main() -> None:
             "per_call": calls,
             "rounds": rounds,
             "targets": {"github_s": 1.5, "stripe_s": 0.5, "stall_ms": 50},
-        },  # fmt: skip
+        },
         args.out,
     )
 
