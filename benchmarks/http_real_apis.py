@@ -123,6 +123,12 @@ class Stalls:
         await self._task
 
 
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        sum(range(1000))
+
+
 def start(command: list[str]) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert process.stdout is not None
@@ -213,6 +219,9 @@ async def main() -> None:
         # the machine's own noise: the same ticker on an idle loop for a second
         async with Stalls() as idle:
             await asyncio.sleep(1.0)
+        # and with a worker thread running pure Python for a second: the GIL alone, no penguiflow code
+        async with Stalls() as busy:
+            await asyncio.to_thread(_spin, 1.0)
         connect: dict[str, list[dict[str, Any]]] = {name: [] for name in DOCUMENTS}
         for _ in range(rounds):
             for name in DOCUMENTS:  # alternated
@@ -239,7 +248,9 @@ async def main() -> None:
         rows.append([name, s["tools"], s["connect_s_median"], f"{min(seconds):.3f}-{max(seconds):.3f}",
                      s["longest_stall_ms"], s["longest_loop_step_ms"], s["rss_after_discovery_mb"]])  # fmt: skip
     rows.append(["(idle loop, 1 s)", "-", "-", "-", idle.gap * 1000, idle.step * 1000, "-"])
+    rows.append(["(Python thread, 1 s)", "-", "-", "-", busy.gap * 1000, busy.step * 1000, "-"])
     summary["idle_longest_stall_ms"] = idle.gap * 1000
+    summary["python_thread_longest_stall_ms"] = busy.gap * 1000
     print(_bench.table("connect() on the real documents", ["document", "tools", "connect s (median)", "min-max",
                        "longest stall ms", "longest loop step ms", "RSS +MB"], rows))  # fmt: skip
     print()

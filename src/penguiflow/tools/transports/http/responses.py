@@ -81,6 +81,11 @@ class _Inflater:
 
 async def read_capped(response: httpx.Response, limit: int) -> bytes:
     """The decoded body, or :class:`TooLarge` as soon as it passes ``limit`` bytes (the rest is never read)."""
+    return b"".join(await read_chunks(response, limit))
+
+
+async def read_chunks(response: httpx.Response, limit: int) -> list[bytes]:
+    """:func:`read_capped` as its pieces: joining 13 MB is one long copy, better done off the loop."""
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge
@@ -101,7 +106,7 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
             if size > limit:
                 raise TooLarge
             chunks.append(piece)
-    return b"".join(chunks)
+    return chunks
 
 
 def _decoded(chunk: bytes, inflaters: list[_Inflater]) -> Iterator[bytes]:

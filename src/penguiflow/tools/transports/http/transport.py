@@ -47,7 +47,7 @@ from penguiflow.tools.transports.http.operations import PLACEHOLDER, Operation, 
 from penguiflow.tools.transports.http.responses import (
     ACCEPT_ENCODING,
     TooLarge,
-    read_capped,
+    read_chunks,
     read_window,
     result,
     status_error,
@@ -118,18 +118,18 @@ class HttpTransport:
             logs.watch(self._secrets)
         if not self._operations:
             try:
-                content, content_type = await self._fetch_document()
-                operations = await asyncio.to_thread(self._discover, content, content_type)
+                chunks, content_type = await self._fetch_document()
+                operations = await asyncio.to_thread(self._discover, chunks, content_type)
             except BaseException:
                 await self.close()
                 raise
             self._operations = {operation.spec.name: operation for operation in operations}
         return [operation.spec for operation in self._operations.values()]
 
-    def _discover(self, content: bytes, content_type: str | None) -> list[Operation]:
+    def _discover(self, chunks: list[bytes], content_type: str | None) -> list[Operation]:
         """Decode and parse the document (in a worker thread: never on the event loop)."""
         with _collector_paused():
-            return self._parse(content, content_type)
+            return self._parse(b"".join(chunks), content_type)
 
     def _parse(self, content: bytes, content_type: str | None) -> list[Operation]:
         assert self._credentials is not None
@@ -154,7 +154,7 @@ class HttpTransport:
             )
         return parsed.operations
 
-    async def _fetch_document(self) -> tuple[bytes, str | None]:
+    async def _fetch_document(self) -> tuple[list[bytes], str | None]:
         """The OpenAPI document, fetched within ``timeout_s`` in all (a server trickling bytes cannot hold the
         connect up) and at most ``max_response_bytes`` long, whatever its status."""
         url = self.document_url
@@ -168,7 +168,15 @@ class HttpTransport:
         try:
             async with asyncio.timeout(seconds):
                 response, body = await self._exchange(
-                    "GET", httpx.URL(url), headers, None, where, None, extra=own, failed="cannot be fetched"
+                    "GET",
+                    httpx.URL(url),
+                    headers,
+                    None,
+                    where,
+                    None,
+                    extra=own,
+                    failed="cannot be fetched",
+                    join=False,
                 )
         except (TimeoutError, ToolTimeoutError):
             raise ToolConnectionError(f"{where}: timed out after {seconds:g}s") from None
@@ -264,7 +272,8 @@ class HttpTransport:
         *,
         extra: Credentials | None = None,
         failed: str = "request failed",
-    ) -> tuple[httpx.Response, bytes]:
+        join: bool = True,
+    ) -> tuple[httpx.Response, Any]:
         """Send one request, following GET/HEAD redirects, and read its body within bounds."""
         client = self._client
         credentials = self._credentials
@@ -290,7 +299,8 @@ class HttpTransport:
                 if not response.is_success:
                     raise status_error(where, response, await read_window(response), self.redact, tool=tool)
                 try:
-                    return response, await read_capped(response, limit)
+                    chunks = await read_chunks(response, limit)
+                    return response, b"".join(chunks) if join else chunks
                 except TooLarge:
                     raise ToolResponseTooLargeError(
                         f"{where}: the response is larger than max_response_bytes={limit}",
