@@ -24,6 +24,7 @@ SCRIPTS = (
     "adaptive",
     "http_real_apis",
     "redis_limiter",
+    "peers",  # builds the peers' venvs on first use (PyPI), then minutes per round
 )
 
 
