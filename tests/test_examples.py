@@ -1,11 +1,10 @@
-"""Every example in examples/ runs to completion by itself, against local servers, in a few seconds."""
+"""Every example in examples/ runs to completion by itself, against local servers (a few seconds each)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -47,13 +46,12 @@ def test_every_integration_has_an_example() -> None:
 def test_example_runs(example: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    start = time.monotonic()
+    # The timeout guards against an example that hangs; how long one takes on a loaded machine is no
+    # property of the example (each one checks what it shows itself).
     result = subprocess.run(
         [sys.executable, str(example)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
-    elapsed = time.monotonic() - start
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
     assert result.stdout.strip(), "an example should say what it showed"
-    assert elapsed < 20, f"{example.name} took {elapsed:.1f}s"
