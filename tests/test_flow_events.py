@@ -219,3 +219,33 @@ async def test_every_event_type_occurs_in_one_scenario(caplog: pytest.LogCapture
     assert logged == set(EVENT_TYPES) - {"node_progress"}
     assert {t for t, _ in seen} == set(EVENT_TYPES) - {"node_start", "node_progress"}
     assert {n for _, n in seen} == {name}
+
+
+async def test_nested_event_loggers_log_each_event_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A planner's ``log_flow_events`` around a source's default one (examples/monitoring.py): every event of
+    the call is logged once, by the outer logger, and the inner one's latency callback still sees its events."""
+    tool = unique("events.nested")
+    outer = logging.getLogger(unique("test.outer"))
+    inner = logging.getLogger(unique("test.inner"))
+    caplog.set_level(logging.DEBUG)
+    inner_seen: list[str] = []
+    attempts = 0
+
+    async def flaky() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise ToolServerError("busy", status_code=503)
+        return "ok"
+
+    stack = wrap(
+        flaky,
+        log_flow_events(outer),
+        log_flow_events(inner, latency_callback=lambda kind, _ms, _event: inner_seen.append(kind)),
+        Retry(RetryPolicy(max_attempts=2, retry_on_status=[503]), sleep=no_sleep),
+        name=tool,
+    )
+    assert await stack() == "ok"
+    logged = [(r.name, r.event_type) for r in caplog.records if r.name in {outer.name, inner.name}]  # type: ignore[attr-defined]
+    assert logged == [(outer.name, "node_start"), (outer.name, "node_retry"), (outer.name, "node_success")]
+    assert inner_seen == ["node_retry", "node_success"]

@@ -79,8 +79,22 @@ def emit(
     listeners = call.listeners
     if callback is None and not listeners:
         return
+    event = _event(call, event_type, latency_ms, error, attributes)
+    if callback is not None:
+        run_callback(callback, event)
+    if listeners:
+        for listener in tuple(listeners):  # a copy: a listener may unsubscribe while we iterate
+            try:
+                listener(event)
+            except Exception:  # a listener is a callback too: it must never break the call
+                _internal_log.exception("flow event listener raised on %s for %s", event_type, call.tool)
+
+
+def _event(
+    call: Call, event_type: str, latency_ms: float, error: BaseException | None, attributes: dict[str, Any]
+) -> FlowEvent:
     context = trace.get_current_span().get_span_context()
-    event = FlowEvent(
+    return FlowEvent(
         event_type=event_type,
         node_name=call.tool,
         source=call.source,
@@ -92,14 +106,6 @@ def emit(
         error_type=type(error).__qualname__ if error is not None else None,
         attributes=attributes or _EMPTY,
     )
-    if callback is not None:
-        run_callback(callback, event)
-    if listeners:
-        for listener in tuple(listeners):  # a copy: a listener may unsubscribe while we iterate
-            try:
-                listener(event)
-            except Exception:  # a listener is a callback too: it must never break the call
-                _internal_log.exception("flow event listener raised on %s for %s", event_type, call.tool)
 
 
 _LEVELS: Final = {
@@ -124,6 +130,12 @@ class FlowEventLogger:
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
         if call.listeners is None:
             call.listeners = []
+        elif any(
+            isinstance(getattr(listener, "__self__", None), FlowEventLogger) for listener in call.listeners
+        ):
+            # An outer log_flow_events (a planner's middleware around a source's default one) already logs
+            # every event of this call, the inner layers' included: logging here too would print each twice.
+            return await self._nested(call, call_next)
         call.listeners.append(self.on_event)
         start = time.perf_counter()
         try:
@@ -142,6 +154,32 @@ class FlowEventLogger:
             return result
         finally:
             call.listeners.remove(self.on_event)
+
+    async def _nested(self, call: Call, call_next: CallNext) -> Any:
+        """Inside another event logger: log nothing; our latency callback still sees every event we would."""
+        callback = self.latency_callback
+        if callback is None:
+            return await call_next(call)
+        assert call.listeners is not None
+
+        def on_event(event: FlowEvent) -> None:
+            if event.event_type != NODE_START:
+                run_callback(callback, event)
+
+        call.listeners.append(on_event)
+        start = time.perf_counter()
+        try:
+            result = await call_next(call)
+        except BaseException as exc:
+            cancelled = {"cancelled": True} if isinstance(exc, asyncio.CancelledError) else {}
+            run_callback(
+                callback, _event(call, NODE_ERROR, (time.perf_counter() - start) * 1000, exc, cancelled)
+            )
+            raise
+        finally:
+            call.listeners.remove(on_event)
+        run_callback(callback, _event(call, NODE_SUCCESS, (time.perf_counter() - start) * 1000, None, {}))
+        return result
 
     def _wanted(self, call: Call, event_type: str) -> bool:
         """Whether an event of the happy path reaches anyone: building one costs more than the rest of the
