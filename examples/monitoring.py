@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import Any
 
 import httpx
 
 from penguiflow import log_flow_events
 from penguiflow.demo.backends import HttpApiServer
+from penguiflow.errors import MissingExtraError
 from penguiflow.planner import ReactPlanner, ScriptedLLM
 from penguiflow.telemetry import configure
 from penguiflow.tools import ExternalToolConfig, RetryPolicy, ToolNode, TransportType
@@ -82,4 +84,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except MissingExtraError as missing:  # configure() needs the SDK and the Prometheus exporter
+        print(MissingExtraError("examples/monitoring.py", "demo", missing.name), file=sys.stderr)
+        raise SystemExit(2) from None

@@ -30,8 +30,10 @@ SERVICE = "penguiflow-demo-otlp"
 def exported() -> Iterator[tuple[OtlpReceiver, str]]:
     with OtlpReceiver() as receiver:
         env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "PYTHONUNBUFFERED": "1"}
+        # --duration is a hard bound: 6 s leaves the audit query's slow reports call (1 s timeout, a retry,
+        # 1 s again: ~2.5 s) time to end as a timed-out call before the round is cut off.
         result = subprocess.run(
-            [sys.executable, "-m", "penguiflow", "demo", "--duration", "2", "--service-name", SERVICE],
+            [sys.executable, "-m", "penguiflow", "demo", "--duration", "6", "--service-name", SERVICE],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=90,
         )  # fmt: skip
         output = result.stdout + result.stderr

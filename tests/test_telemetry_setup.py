@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -163,3 +164,74 @@ def test_prometheus_port_serves_real_scrape_text_with_penguiflow_metrics() -> No
         1.0,
         3.0,
     ]
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # bound, then closed: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_unreachable_collector_gives_one_warning_line() -> None:
+    """5 rounds of the workload and 3,000 spans against a port where nothing listens: the export failures (two
+    SDK lines per batch, before) are one line naming the endpoint, and shutting down does not fail."""
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    done = run(f"""
+        import logging
+        from opentelemetry import trace
+        from penguiflow.telemetry import configure
+        logging.basicConfig(level=logging.WARNING, format="LOG %(name)s: %(message)s")
+        handle = configure(service_name="unreachable", otlp_endpoint="{endpoint}", metric_export_interval_s=0.2)
+        tracer = trace.get_tracer("t")
+        for _ in range(5):
+            asyncio.run(workload())
+        for i in range(3000):
+            with tracer.start_as_current_span(f"span {{i}}"):
+                pass
+        import time
+        time.sleep(1.5)  # a few failed batches and metric exports
+        handle.shutdown()
+        print("DONE")
+    """)
+    logged = [
+        line
+        for line in done.stderr.splitlines()
+        if line.startswith("LOG ") and not line.startswith("LOG penguiflow.flow:")  # the workload's own
+    ]
+    assert done.stdout.strip().endswith("DONE")
+    assert len(logged) == 1, done.stderr[-3000:]
+    assert logged[0].startswith(f"LOG penguiflow.telemetry: telemetry export to {endpoint} failed")
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bad_endpoint_or_busy_port_is_a_configuration_error_naming_it() -> None:
+    done = run("""
+        import socket
+        from penguiflow.errors import ConfigurationError
+        from penguiflow.telemetry import configure
+        for kwargs in ({"otlp_endpoint": "not-a-url"}, {"otlp_endpoint": "ftp://host:4318"}):
+            try:
+                configure(**kwargs)
+            except ConfigurationError as exc:
+                print(exc.field)
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        try:
+            configure(prometheus_port=busy.getsockname()[1])
+        except ConfigurationError as exc:
+            print(exc.field, "in use" in str(exc))
+    """)
+    assert done.stdout.split("\n")[:3] == ["otlp_endpoint", "otlp_endpoint", "prometheus_port True"]
+    env_done = run(
+        """
+        from penguiflow.errors import ConfigurationError
+        from penguiflow.telemetry import configure
+        try:
+            configure()
+        except ConfigurationError as exc:
+            print(exc.field)
+        """,
+        OTEL_EXPORTER_OTLP_ENDPOINT="localhost:4318",
+    )
+    assert env_done.stdout.strip() == "OTEL_EXPORTER_OTLP_ENDPOINT"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -17,25 +18,52 @@ from collections.abc import Sequence
 from penguiflow import __version__
 
 
+def _number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, got {value!r}")
+    return number
+
+
 def _positive(value: str) -> float:
-    number = float(value)
+    number = _number(value)
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return number
 
 
 def _non_negative(value: str) -> float:
-    number = float(value)
+    number = _number(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return number
 
 
 def _port(value: str) -> int:
-    port = int(value)
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
     if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number (0 = any free port), got {value}")
+        raise argparse.ArgumentTypeError(
+            f"must be a port number from 0 to 65535 (0 = any free port), got {value!r}"
+        )
     return port
+
+
+def _url(value: str) -> str:
+    if value == "":
+        return value  # --otlp with no value: the environment's endpoint or the default
+    from penguiflow.errors import ConfigurationError
+    from penguiflow.telemetry.export import check_endpoint
+
+    try:
+        return check_endpoint(value, "--otlp")
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--otlp: ")) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const="",
         default=None,
+        type=_url,
         metavar="ENDPOINT",
         help="export traces and metrics over OTLP/HTTP (to ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, "
         "else http://localhost:4318); also on when OTEL_EXPORTER_OTLP_ENDPOINT is set",
@@ -89,23 +118,38 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        from penguiflow.demo.app import DemoOptions, run_demo
-
-        if args.llm and not os.environ.get("OPENAI_API_KEY"):
-            print("penguiflow demo --llm needs OPENAI_API_KEY in the environment", file=sys.stderr)
-            return 2
-        options = DemoOptions(
-            duration=args.duration,
-            metrics_port=args.metrics_port,
-            otlp=args.otlp,
-            console=args.console,
-            llm=args.llm,
-            hold=args.hold,
-            service_name=args.service_name,
-            seed=args.seed,
-        )
-        try:
-            return asyncio.run(run_demo(options))
-        except KeyboardInterrupt:
-            return 130
+        return _demo(args)
     return 2  # pragma: no cover - argparse enforces the sub-command
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from penguiflow.errors import ConfigurationError, MissingExtraError
+
+    try:
+        from penguiflow.demo.app import DemoOptions, run_demo
+    except ModuleNotFoundError as exc:
+        return _fail(MissingExtraError("penguiflow demo", "demo", exc.name))
+    if args.llm and not os.environ.get("OPENAI_API_KEY"):
+        return _fail("penguiflow demo --llm needs OPENAI_API_KEY in the environment")
+    options = DemoOptions(
+        duration=args.duration,
+        metrics_port=args.metrics_port,
+        otlp=args.otlp,
+        console=args.console,
+        llm=args.llm,
+        hold=args.hold,
+        service_name=args.service_name,
+        seed=args.seed,
+    )
+    try:
+        return asyncio.run(run_demo(options))
+    except KeyboardInterrupt:
+        return 130
+    except (ConfigurationError, MissingExtraError) as exc:
+        # A busy --metrics-port, a bad OTEL_EXPORTER_OTLP_ENDPOINT, an exporter package missing: one line.
+        return _fail(exc)
+
+
+def _fail(message: object) -> int:
+    print(f"penguiflow: error: {message}", file=sys.stderr)
+    return 2

@@ -26,6 +26,23 @@ class ConfigurationError(PenguiflowError, ValueError):
         self.field = field
 
 
+class MissingExtraError(PenguiflowError, ImportError):
+    """A feature needs an optional dependency that is not installed; ``extra`` names the extra that brings it.
+
+    The message is the one line a user needs: what is missing and ``pip install 'penguiflow[extra]'``.
+    """
+
+    def __init__(self, feature: str, extra: str, missing: str | None = None) -> None:
+        detail = f" (no module named {missing!r})" if missing else ""
+        super().__init__(
+            f"{feature} needs the '{extra}' extra{detail}: pip install 'penguiflow[{extra}]' "
+            "(from a clone: pip install -e '.[" + extra + "]')",
+            name=missing,
+        )
+        self.feature = feature
+        self.extra = extra
+
+
 class LimiterRejectedError(PenguiflowError):
     """A :class:`~penguiflow.middleware.ConcurrencyLimit` queue was full (``max_queue``): rejected at once."""
 

@@ -263,24 +263,31 @@ async def lookups(node: ToolNode, api: HttpApiServer, duration: float) -> int:
 
 async def run_rounds(
     planner: Any, options: DemoOptions, view: View, deadline: float
-) -> tuple[int, list[str], list[str]]:
-    """Run rounds of the three queries side by side until ``deadline`` (a started round finishes)."""
+) -> tuple[int, list[str], list[str], int]:
+    """Run rounds of the queries side by side until ``deadline``, a hard bound: the runs of the round still
+    going then are cancelled (their calls and slots released) and counted as cut off."""
     rng = random.Random(options.seed)
     answers: list[str] = []
     errors: list[str] = []
-    rounds = 0
+    rounds = cut_off = 0
     while time.monotonic() < deadline:
         rounds += 1
         queries = workload.round_queries(rng, rounds)
-        results = await asyncio.gather(
-            *(run_query(planner, query, options) for query in queries), return_exceptions=True
-        )
-        for query, result in zip(queries, results, strict=True):
-            if isinstance(result, BaseException):
-                errors.append(f"{query.kind}: {type(result).__name__}: {result}")
+        tasks = [asyncio.create_task(run_query(planner, query, options)) for query in queries]
+        _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        cut_off += len(pending)
+        for query, task in zip(queries, tasks, strict=True):
+            if task in pending or task.cancelled():
+                continue
+            error = task.exception()
+            if error is not None:
+                errors.append(f"{query.kind}: {type(error).__name__}: {error}")
             else:
-                answers.append(result)
-    return rounds, answers, errors
+                answers.append(task.result())
+    return rounds, answers, errors, cut_off
 
 
 async def run_demo(options: DemoOptions) -> int:
@@ -313,21 +320,24 @@ async def run_demo(options: DemoOptions) -> int:
             try:
                 inventory = next(node for node in nodes if node.name == "inventory")
                 async with view.running():
-                    (rounds, answers, errors), _looked_up = await asyncio.gather(
+                    (rounds, answers, errors, cut_off), _looked_up = await asyncio.gather(
                         run_rounds(planner, options, view, deadline),
                         lookups(inventory, api, options.duration),
                     )
             finally:
                 await planner.aclose()  # a real LLM's HTTP client
         result = DemoResult(view.summary(), rounds, answers, errors)
-        view.print(f"{rounds} round(s); answers: {len(answers)}; failed runs: {len(errors)}")
+        view.print(
+            f"{rounds} round(s) in {options.duration:g}s; planner runs answered: {len(answers)}, failed: "
+            f"{len(errors)}, cut off at the end of --duration: {cut_off}"
+        )
         for error in errors[:5]:
             view.print(f"  failed run: {error}")
         if options.hold > 0:
             view.print(f"Holding the metrics endpoint for {options.hold:g}s")
             handle.force_flush()
             await asyncio.sleep(options.hold)
-        return 0 if result.answers else 1
+        return 1 if result.errors and not result.answers else 0
     finally:
         events.release(recent)
         handle.shutdown()

@@ -72,7 +72,7 @@ def live_table(snap: Snapshot, elapsed: float, duration: float) -> Table:
     _columns(
         table,
         snap,
-        ("limiter", "in flight", "queued", "wait p95", "retries", "timeouts", "rejected", "adaptive limit"),
+        ("limiter", "in flight", "queued", "wait p95", "re-sent", "timed out", "rejected", "adaptive limit"),
     )
     for row in _ordered(snap):
         full = row.limit and row.in_flight >= row.limit
@@ -94,8 +94,8 @@ def plain_lines(snap: Snapshot, elapsed: float) -> list[str]:
     for row in _ordered(snap):
         lines.append(
             f"[{elapsed:5.1f}s]   {LEVEL_LABEL[row.level]:<10} {row.name:<8} in_flight={row.in_flight}/{row.limit} "
-            f"queued={row.queued} wait_p95={_ms(row.wait.quantile(0.95))} retries={_retries(snap, row)} "
-            f"timeouts={_timeouts(snap, row)} rejected={row.rejected}"
+            f"queued={row.queued} wait_p95={_ms(row.wait.quantile(0.95))} re_sent={_retries(snap, row)} "
+            f"timed_out={_timeouts(snap, row)} rejected={row.rejected}"
             + (f" adaptive: {_adaptive(row)}" if row.adaptive else "")
         )
     return lines
@@ -105,7 +105,10 @@ def summary_table(snap: Snapshot) -> Table:
     table = Table(
         title="Summary per limiter",
         title_justify="left",
-        caption="peak: most in flight/limit; queued: most waiting; p50/p95: queue wait",
+        # Calls and attempts are different units (a call is attempted up to max_attempts times): each column
+        # says which it counts.
+        caption="peak: most in flight/limit; queued: most waiting; p50/p95: queue wait\n"
+        "calls ok/err: calls by outcome; re-sent, timed out: attempts",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         show_edge=False,
@@ -113,7 +116,9 @@ def summary_table(snap: Snapshot) -> Table:
         pad_edge=False,
     )
     _columns(
-        table, snap, ("limiter", "peak", "queued", "p50", "p95", "ok/err", "retries", "timeouts", "rejected")
+        table,
+        snap,
+        ("limiter", "peak", "queued", "p50", "p95", "calls ok/err", "re-sent", "timed out", "rejected"),
     )
     for row in _ordered(snap):
         calls = ""
@@ -166,10 +171,12 @@ def findings(snap: Snapshot) -> list[str]:
     reasons = snap.retry_reasons()
     if reasons:
         detail = ", ".join(f"{reason}×{n}" for reason, n in sorted(reasons.items()))
-        lines.append(f"Retries with back-off: {snap.retries_of()} ({detail}); Retry-After honoured on 429")
+        lines.append(
+            f"Retries with back-off: {snap.retries_of()} attempts re-sent ({detail}); Retry-After honoured on 429"
+        )
     if snap.timeouts_of():
         detail = ", ".join(f"{source}×{n}" for source, n in sorted(snap.timeouts.items()))
-        lines.append(f"Timeouts: {snap.timeouts_of()} ({detail})")
+        lines.append(f"Timeouts: {snap.timeouts_of()} attempts timed out ({detail})")
     rejected = sum(row.rejected for row in snap.limiters.values())
     if rejected:
         lines.append(f"Rejections (max_queue full): {rejected}")

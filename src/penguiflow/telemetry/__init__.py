@@ -4,8 +4,10 @@ Library code records through the OpenTelemetry API only; nothing here installs a
 application calls :func:`configure`.
 """
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
 
+from penguiflow.errors import MissingExtraError
 from penguiflow.telemetry.instruments import (
     create_instruments,
     get_meter,
@@ -33,7 +35,23 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # configure() imports the SDK, an optional dependency: load it only when asked for.
     if name in {"configure", "TelemetryHandle"}:
-        from penguiflow.telemetry import setup
-
+        try:
+            from penguiflow.telemetry import setup
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith("opentelemetry"):
+                raise
+            error = MissingExtraError(f"penguiflow.telemetry.{name}", "otel", exc.name)
+            if name == "TelemetryHandle":
+                raise error from exc
+            return _unavailable(error)
         return getattr(setup, name)
     raise AttributeError(name)
+
+
+def _unavailable(error: MissingExtraError) -> Callable[..., NoReturn]:
+    """``configure`` without the SDK: importable (a module may import it for later), raising when called."""
+
+    def configure(*_args: object, **_kwargs: object) -> NoReturn:
+        raise error
+
+    return configure

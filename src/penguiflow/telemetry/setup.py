@@ -11,9 +11,9 @@ Arguments win over the environment.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -31,7 +31,10 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 
-from penguiflow.errors import ConfigurationError
+from penguiflow.errors import ConfigurationError, MissingExtraError
+from penguiflow.telemetry import export
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,6 +53,7 @@ class TelemetryHandle:
             self.meter_provider.force_flush()
 
     def shutdown(self) -> None:
+        export.drop_pending_if_unreachable()
         if self.tracer_provider is not None:
             self.tracer_provider.shutdown()
         if self.meter_provider is not None:
@@ -64,33 +68,12 @@ def _exporters(variable: str, default: str) -> set[str]:
     return {part.strip().lower() for part in value.split(",") if part.strip()}
 
 
-def _otlp_protocol(signal: str) -> str:
-    return os.environ.get(
-        f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL",
-        os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-    )
-
-
-def _otlp_span_exporter(endpoint: str | None) -> SpanExporter:
-    if _otlp_protocol("TRACES") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-
-        return GrpcSpanExporter(endpoint=endpoint)  # type: ignore[no-any-return]
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces" if endpoint else None)  # type: ignore[no-any-return]
-
-
-def _otlp_metric_exporter(endpoint: str | None) -> Any:
-    if _otlp_protocol("METRICS") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcMetricExporter,
-        )
-
-        return GrpcMetricExporter(endpoint=endpoint)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    return OTLPMetricExporter(endpoint=f"{endpoint.rstrip('/')}/v1/metrics" if endpoint else None)
+def _needs(extra: str, feature: str, build: Callable[[], T]) -> T:
+    """``build()``, or :class:`MissingExtraError` naming ``extra`` when an exporter package is missing."""
+    try:
+        return build()
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError(feature, extra, exc.name) from exc
 
 
 def configure(
@@ -120,6 +103,10 @@ def configure(
         return TelemetryHandle(None, None)
 
     env_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if otlp_endpoint is not None:
+        export.check_endpoint(otlp_endpoint, "otlp_endpoint")
+    elif env_endpoint:
+        export.check_endpoint(env_endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT")
     trace_kinds = _exporters(
         "OTEL_TRACES_EXPORTER", "otlp" if (otlp or otlp_endpoint or env_endpoint) else "none"
     )
@@ -134,6 +121,23 @@ def configure(
     if prometheus_port is not None:
         metric_kinds.add("prometheus")
 
+    # The Prometheus endpoint first: a busy port must fail before any exporter thread has started.
+    handle = TelemetryHandle(None, None)
+    readers: list[MetricReader] = list(metric_readers)
+    if "prometheus" in metric_kinds:
+        reader, start_http_server = _needs("prometheus", "the Prometheus endpoint", _prometheus)
+        try:
+            server, _thread = start_http_server(prometheus_port or 0, addr=prometheus_host)
+        except OSError as exc:
+            raise ConfigurationError(
+                "prometheus_port",
+                f"cannot serve metrics on {prometheus_host}:{prometheus_port}: {exc.strerror or exc} "
+                "(is another process using the port? 0 picks a free one)",
+            ) from None
+        readers.append(reader)
+        handle.prometheus_port = server.server_port
+        handle._servers.append(server)
+
     attributes = {SERVICE_NAME: service_name} if service_name else {}
     resource = Resource.create(attributes)  # merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME
 
@@ -141,7 +145,11 @@ def configure(
     tracer_provider = TracerProvider(resource=resource)
     exporters: list[SpanExporter] = list(span_exporters)
     if "otlp" in trace_kinds:
-        exporters.append(_otlp_span_exporter(otlp_endpoint))
+        # Always batched, with a short timeout and failures reported once: an unreachable collector must
+        # never slow the application down (span_processor applies to the exporters you pass).
+        tracer_provider.add_span_processor(
+            _needs("otel", "OTLP export", lambda: export.otlp_span_processor(otlp_endpoint))
+        )
     if "console" in trace_kinds:
         tracer_provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     for exporter in exporters:
@@ -149,34 +157,35 @@ def configure(
     for processor in span_processors:
         tracer_provider.add_span_processor(processor)
 
-    readers: list[MetricReader] = list(metric_readers)
     interval_ms = (
         metric_export_interval_s * 1000
         if metric_export_interval_s is not None
         else float(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "60000"))
     )
     if "otlp" in metric_kinds:
+        export.report_failures_once(export.resolved_endpoint(otlp_endpoint, "METRICS"))
+        exporter = _needs("otel", "OTLP export", lambda: export.otlp_metric_exporter(otlp_endpoint))
         readers.append(
             PeriodicExportingMetricReader(
-                _otlp_metric_exporter(otlp_endpoint), export_interval_millis=interval_ms
+                exporter,
+                export_interval_millis=interval_ms,
+                export_timeout_millis=export.EXPORT_TIMEOUT_S * 1000,
             )
         )
     if "console" in metric_kinds:
         readers.append(
             PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=interval_ms)
         )
-    handle = TelemetryHandle(tracer_provider, None)
-    if "prometheus" in metric_kinds:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from prometheus_client import start_http_server
-
-        readers.append(PrometheusMetricReader())
-        server, _thread = start_http_server(prometheus_port or 0, addr=prometheus_host)
-        handle.prometheus_port = server.server_port
-        handle._servers.append(server)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-    handle.meter_provider = meter_provider
+    handle.tracer_provider, handle.meter_provider = tracer_provider, meter_provider
 
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     return handle
+
+
+def _prometheus() -> tuple[MetricReader, Any]:
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import start_http_server
+
+    return PrometheusMetricReader(), start_http_server

@@ -21,6 +21,7 @@ stdout carries the MCP protocol: nothing else may be printed there; logs go to s
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import shlex
@@ -165,18 +166,19 @@ def _configure_tracing() -> None:
     if not endpoint:
         return
     from opentelemetry import trace
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from penguiflow.telemetry.export import drop_pending_if_unreachable, otlp_span_processor
 
     service = os.environ.get("OTEL_SERVICE_NAME") or "penguiflow-mcp-server"
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    # Simple, not batch: the process may be killed at any moment, and every span must be out by then.
-    provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces"))
-    )
+    # Batched, never synchronous: with a collector down, a span exported in the tool's own thread made every
+    # call wait out the exporter's retries. A short batch delay, because the process may be stopped at any
+    # moment (it flushes what is left when it exits).
+    provider.add_span_processor(otlp_span_processor(endpoint, schedule_delay_s=0.2))
     trace.set_tracer_provider(provider)
+    atexit.register(drop_pending_if_unreachable)  # after the provider's own exit hook: runs before it
 
 
 def main() -> None:
