@@ -45,6 +45,7 @@ from penguiflow.planner.result import PlannerResult
 from penguiflow.telemetry import names
 from penguiflow.tools import ExternalToolConfig, RetryPolicy, ToolNode, TransportType
 from tests.support import otel
+from tests.support.timing import LoopLag, while_progressing
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -102,7 +103,7 @@ class Tally:
 
     outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)  # call id -> (tool, outcome)
     errors: Counter[str] = field(default_factory=Counter)  # error type -> count
-    late: list[str] = field(default_factory=list)  # calls that ended after their deadline
+    overshoots: list[tuple[float, str]] = field(default_factory=list)  # (seconds past its deadline, call)
     untyped: list[str] = field(default_factory=list)  # failures that are not penguiflow errors
     hung: int = 0
 
@@ -352,8 +353,10 @@ async def one_call(rig: Rig, tally: Tally, call_id: str, tool: str, arguments: d
         else:
             outcome, error_type = classify(exc), type(exc).__name__
     elapsed = time.monotonic() - start
-    if elapsed > deadline + 1.0:
-        tally.late.append(f"{call_id} {tool}: {elapsed:.2f}s > {deadline}s ({outcome})")
+    if elapsed > deadline:
+        tally.overshoots.append(
+            (elapsed - deadline, f"{call_id} {tool}: {elapsed:.2f}s > {deadline}s ({outcome})")
+        )
     tally.add(call_id, tool, outcome, error_type)
     return outcome
 
@@ -373,8 +376,13 @@ async def planner_runs(rig: Rig, tally: Tally, planner: ReactPlanner) -> list[Pl
         for record in result.calls:
             latency_s = record.latency_ms / 1000
             deadline = rig.deadline_of(record.tool)
-            if latency_s > deadline + 1.0:
-                tally.late.append(f"{record.call_id} {record.tool}: {latency_s:.2f}s ({record.outcome})")
+            if latency_s > deadline:
+                tally.overshoots.append(
+                    (
+                        latency_s - deadline,
+                        f"{record.call_id} {record.tool}: {latency_s:.2f}s ({record.outcome})",
+                    )
+                )
             tally.add(record.call_id, record.tool, record.outcome, record.error_type)
 
     async with asyncio.TaskGroup() as group:
@@ -432,7 +440,7 @@ class Report:
     results: list[PlannerResult]
 
 
-async def run_chaos(rig: Rig, tally: Tally, bound_s: float) -> Report:
+async def run_chaos(rig: Rig, tally: Tally, stall_s: float) -> Report:
     shape = rig.shape
     agent = otel.unique("chaos")
     planner = ReactPlanner(
@@ -450,7 +458,8 @@ async def run_chaos(rig: Rig, tally: Tally, bound_s: float) -> Report:
 
     stop = asyncio.Event()
     started = time.monotonic()
-    async with asyncio.timeout(bound_s):  # nothing may hang: the whole run is bounded
+    # Nothing may hang: the run fails once no call has ended for stall_s (a loaded machine is slower, not stuck).
+    async with while_progressing(lambda: len(tally.outcomes), stall_s), LoopLag() as lag:
         kill_task = asyncio.create_task(monkey(rig, stop))
         try:
             async with asyncio.TaskGroup() as group:
@@ -486,7 +495,9 @@ async def run_chaos(rig: Rig, tally: Tally, bound_s: float) -> Report:
     print_report(report, shape)
 
     # --- every call ended, once, in a typed outcome, within its deadline -----------------------------------
-    assert tally.hung == 0 and not tally.late, tally.late[:10]
+    # A deadline is honoured to within 1 s, plus however late the loop itself woke up under this machine's load.
+    late = [call for overshoot, call in tally.overshoots if overshoot > 1.0 + lag.worst_s]
+    assert tally.hung == 0 and not late, (lag.worst_s, late[:10])
     assert not tally.untyped, tally.untyped[:10]
     expected = shape.planner_calls + shape.direct_http + shape.direct_mcp + shape.bursts * shape.burst_size
     assert len(report.results) == shape.runs
@@ -566,7 +577,7 @@ async def test_chaos_every_call_ends_once_and_no_limit_is_exceeded(tmp_path: Pat
     shape = Shape()
     tally = Tally()
     async with chaos_rig(shape, tmp_path) as rig:
-        report = await run_chaos(rig, tally, bound_s=120)
+        report = await run_chaos(rig, tally, stall_s=30)
     # The chaos really happened: every kind of fault, kills, rejections, cancellations, typed failures.
     assert report.calls >= 2000
     assert all(report.faults.get(kind, 0) > 0 for kind in FAULT_KINDS), report.faults
