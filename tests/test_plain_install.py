@@ -1,7 +1,7 @@
 """A plain ``pip install`` (no extras): every feature that needs an extra says which, in one line, with exit 2.
 
 The venv is real — ``pip install <repo>`` into a fresh venv, so it has exactly the base dependencies that
-``pyproject.toml`` declares — and kept under ``.venv/plain-install`` until ``pyproject.toml`` changes (building it
+``pyproject.toml`` declares — and kept under ``.venv/plain-install`` until the base dependencies change (building it
 takes a minute; reusing it a second). The code under test is this checkout's ``src`` (on ``PYTHONPATH``), so the
 venv's own copy of penguiflow going stale between rebuilds does not matter.
 """
@@ -9,10 +9,12 @@ venv's own copy of penguiflow going stale between rebuilds does not matter.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +28,10 @@ EXTRA_MODULES = ("opentelemetry.sdk", "opentelemetry.exporter", "prometheus_clie
 
 
 def _stamp() -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """What the venv depends on: the base dependencies and the interpreter (not the rest of pyproject.toml)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    key = json.dumps([sys.version, project["requires-python"], sorted(project["dependencies"])])
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @pytest.fixture(scope="session")
