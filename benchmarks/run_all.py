@@ -16,6 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # In order of cost, cheapest first. redis_limiter is another helper's benchmark: run when present.
 SCRIPTS = (
+    "import_time",
     "overhead",
     "scale",
     "retry_storm",

@@ -19,6 +19,7 @@ EXPECTED = {
     "scale": (["Memory per queued call", "Cost per operation"], "memory_bytes_per_queued_call"),
     "retry_storm": (["Retry storm behind ConcurrencyLimit(5)"], "cases"),
     "end_to_end": (["End to end"], "cases"),
+    "import_time": (["Import cost", "import penguiflow:"], "statements"),
     "adaptive": (["Adaptive concurrency: median over"], "summary"),
     "http_real_apis": (["connect() on the real documents", "Per-call client overhead"], "connect"),
     # --quick: ours alone (the peers' venvs would need PyPI), its spans counted with telemetry on

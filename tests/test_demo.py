@@ -199,8 +199,8 @@ def test_demo_plans_with_a_real_chat_completions_model_when_given_llm() -> None:
         if messages[-1]["role"] == "tool":
             return chat_reply("All done.")
         offered = [tool["function"]["name"] for tool in request["tools"]]  # type: ignore[attr-defined]
-        summarize = next(name for name in offered if name.startswith("local_summarize"))
-        classify = next(name for name in offered if name.startswith("local_classify"))
+        summarize = next(name for name in offered if name == "local--summarize")
+        classify = next(name for name in offered if name == "local--classify")
         return chat_reply(
             tool_calls=[
                 function_call(summarize, '{"text": "the quick brown fox"}', "call_1"),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from penguiflow.demo.backends.chat_completions import ChatCompletionsServer, completion
 from penguiflow.planner import (
@@ -59,9 +62,53 @@ def test_tool_names_map_reversibly_to_valid_function_names() -> None:
     encoded = [encode_name(name) for name in catalog]
     assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", name) for name in encoded)
     assert len(set(encoded)) == len(catalog)
-    assert encode_name("plain-name_1") == "plain-name_1"
+    assert encode_name("github_create_issue") == "github_create_issue"  # letters, digits, _ pass unchanged
+    assert encode_name("github.create_issue") == "github--create_issue"
     mapping = dict(zip(encoded, catalog, strict=True))
     assert [decode_name(name, mapping) for name in encoded] == catalog
+
+
+def test_crafted_names_never_collide_after_encoding() -> None:
+    """Two catalog names can be crafted to meet under a replace-and-hash encoding (``a.`` became ``a__`` and 8 hex
+    digits of its SHA-1, which is itself a valid name passed through unchanged). Here each character maps to a
+    code no other character shares, so distinct names give distinct function names by construction."""
+    digest = hashlib.sha1(b"a.").hexdigest()[:8]
+    crafted = [
+        "a.",
+        f"a__{digest}",  # collided before
+        "a.b",
+        "a-b",
+        "a_b",
+        "a--b",
+        "a-_b",
+        "a__b",
+        "a..b",
+        "a-.b",
+        "a.-b",
+        "é",
+        "-u00e9",
+        "🐧",
+        "-U01f427",
+        "x" * 64,
+        "x" * 65,
+        "x" * 200,
+        "x" * 200 + "y",
+        "",
+        "tool with spaces",
+        "tool/with/slashes",
+        "tool:colon",
+    ]
+    encoded = [encode_name(name) for name in crafted]
+    assert len(set(encoded)) == len(crafted), [n for n in encoded if encoded.count(n) > 1]
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", name) for name in encoded)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=40), min_size=2, max_size=8, unique=True))
+def test_encoding_is_injective_on_any_catalog(names: list[str]) -> None:
+    encoded = [encode_name(name) for name in names]
+    assert len(set(encoded)) == len(names)
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", name) for name in encoded)
 
 
 async def test_planner_with_a_model_name_talks_chat_completions_to_openai_base_url(

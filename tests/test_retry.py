@@ -16,7 +16,6 @@ import tenacity
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
 
-import penguiflow.middleware.retry as retry_module
 from penguiflow.errors import (
     DeadlineExceededError,
     LimiterRejectedError,
@@ -400,7 +399,7 @@ async def test_the_first_attempt_does_not_pay_tenacity_set_up(monkeypatch: pytes
             built.append(1)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(retry_module, "AsyncRetrying", Counting)
+    monkeypatch.setattr(tenacity, "AsyncRetrying", Counting)  # Retry imports it at its first retry
     retry = Retry(RetryPolicy(), sleep=FakeSleep())
     stack = Stack(Flaky(), [retry])
     for _ in range(5):

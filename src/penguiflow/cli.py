@@ -123,7 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import logging
+
     from penguiflow.errors import ConfigurationError, MissingExtraError
+
+    # The demo is an application: its warnings (an unreachable collector, say) go to stderr, one line each.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     try:
         from penguiflow.demo.app import DemoOptions, run_demo

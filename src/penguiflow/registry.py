@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from jsonschema.exceptions import ValidationError as SchemaValidationError
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from penguiflow.errors import ConfigurationError, ToolNotFoundError, ToolValidationError
+
+if TYPE_CHECKING:  # jsonschema loads with the first JSON-schema tool (pydantic-model tools never need it)
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.exceptions import ValidationError as SchemaValidationError
 
 __all__ = ["ModelRegistry"]
 
@@ -32,7 +34,7 @@ class _Entry:
         self.schema = schema
         self.model = model
         # a deferred entry builds its validator with its check, off the loop, not at registration
-        self.validator = None if model is not None or not checked else Draft202012Validator(schema)
+        self.validator = None if model is not None or not checked else _validator_class()(schema)
         self.checked = checked
 
     def check(self, name: str) -> None:
@@ -40,8 +42,8 @@ class _Entry:
         if self.checked:
             return
         try:
-            Draft202012Validator.check_schema(self.schema)
-        except SchemaError as exc:
+            _validator_class().check_schema(self.schema)
+        except _schema_error() as exc:
             raise ToolValidationError(
                 f"{name}: the tool's argument schema is not a valid JSON schema ({exc.message})", tool=name
             ) from None
@@ -49,7 +51,7 @@ class _Entry:
             raise ToolValidationError(
                 f"{name}: the tool's argument schema is nested too deeply", tool=name
             ) from None
-        self.validator = Draft202012Validator(self.schema)
+        self.validator = _validator_class()(self.schema)
         self.checked = True
 
 
@@ -80,8 +82,8 @@ class ModelRegistry:
             self._entries[name] = _Entry(document, None, checked=False)
             return
         try:
-            Draft202012Validator.check_schema(document)
-        except SchemaError as exc:
+            _validator_class().check_schema(document)
+        except _schema_error() as exc:
             raise ConfigurationError("schema", f"{name}: not a valid JSON schema ({exc.message})") from None
         self._entries[name] = _Entry(document, None)
 
@@ -184,3 +186,15 @@ def _pydantic_message(tool: str, exc: PydanticValidationError) -> str:
         path = ".".join(str(part) for part in error["loc"])
         parts.append(f"argument {path!r}: {error['msg']}")
     return f"{tool}: " + "; ".join(parts)
+
+
+def _validator_class() -> type[Draft202012Validator]:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator
+
+
+def _schema_error() -> type[SchemaError]:
+    from jsonschema.exceptions import SchemaError
+
+    return SchemaError

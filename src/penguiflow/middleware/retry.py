@@ -28,19 +28,23 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from penguiflow.errors import DeadlineExceededError
 from penguiflow.middleware.call import Call, CallNext, LatencyCallback
 from penguiflow.middleware.events import NODE_RETRY, emit
 from penguiflow.middleware.failures import Failure, classify
 from penguiflow.telemetry import instruments, names
+from penguiflow.telemetry.bounds import bounded
+
+if TYPE_CHECKING:  # tenacity loads at the first retry: a program whose calls succeed never imports it
+    from tenacity import RetryCallState
+    from tenacity.wait import wait_base
 
 _log = logging.getLogger(__name__)
 
@@ -142,11 +146,7 @@ class Retry:
         self.latency_callback = latency_callback
         self._sleep = sleep
         self._statuses = frozenset(self.policy.retry_on_status)
-        self._backoff = wait_exponential(
-            multiplier=self.policy.wait_exponential_min_s,
-            min=self.policy.wait_exponential_min_s,
-            max=self.policy.wait_exponential_max_s,
-        )
+        self._backoff: wait_base | None = None  # built with the first retry
 
     def is_retryable(self, exc: BaseException, call: Call | None = None) -> bool:
         """Whether ``exc`` deserves another attempt of ``call`` (see the module docstring for the rule).
@@ -244,7 +244,7 @@ class Retry:
                         names.RETRY_ATTEMPTS,
                         1,
                         {
-                            names.GEN_AI_TOOL_NAME: call.tool,
+                            names.GEN_AI_TOOL_NAME: bounded(call.tool),
                             names.TOOL_SOURCE: call.source or "",
                             names.RETRY_REASON: reason,
                         },
@@ -263,6 +263,14 @@ class Retry:
                 wait_s=round(wait, 3),
             )
 
+        from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
+
+        if self._backoff is None:
+            self._backoff = wait_exponential(
+                multiplier=self.policy.wait_exponential_min_s,
+                min=self.policy.wait_exponential_min_s,
+                max=self.policy.wait_exponential_max_s,
+            )
         retrying = AsyncRetrying(
             stop=stop,
             wait=self._wait,
@@ -286,6 +294,7 @@ class Retry:
             base = min(max(retry_after, policy.wait_exponential_min_s), cap)
             spread = policy.jitter * random.random() * min(base, policy.wait_exponential_max_s)
             return min(base + spread, cap)
+        assert self._backoff is not None  # set by _retry, the only caller's owner
         backoff: float = self._backoff(state)
         # Jitter spreads upwards and is capped, so every wait stays within [min, max] as the policy says
         # (cutting downwards would make the first wait shorter than wait_exponential_min_s).
@@ -294,7 +303,7 @@ class Retry:
 
     async def _attempt_in_span(self, tracer: trace.Tracer, call: Call, call_next: CallNext) -> Any:
         span = tracer.start_span(
-            names.SPAN_ATTEMPT.format(tool=call.tool), attributes=self._attempt_attributes(call)
+            names.SPAN_ATTEMPT.format(tool=bounded(call.tool)), attributes=self._attempt_attributes(call)
         )
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
@@ -316,7 +325,7 @@ class Retry:
         now_ns = time.time_ns()
         started_ns = now_ns - int((time.perf_counter() - start) * 1e9)
         span = tracer.start_span(
-            names.SPAN_ATTEMPT.format(tool=call.tool),
+            names.SPAN_ATTEMPT.format(tool=bounded(call.tool)),
             start_time=started_ns,
             attributes=self._attempt_attributes(call),
         )
@@ -327,7 +336,7 @@ class Retry:
     @staticmethod
     def _attempt_attributes(call: Call) -> dict[str, Any]:
         return {
-            names.GEN_AI_TOOL_NAME: call.tool,
+            names.GEN_AI_TOOL_NAME: bounded(call.tool),
             names.ATTEMPT: call.attempt,
             names.HTTP_RESEND_COUNT: call.attempt - 1,
         }

@@ -22,6 +22,7 @@ from penguiflow.middleware.call import Call, CallNext, Handler, Middleware
 from penguiflow.middleware.concurrency import place_admission
 from penguiflow.middleware.failures import classify
 from penguiflow.telemetry import instruments, names
+from penguiflow.telemetry.bounds import bounded
 
 
 def _bind(layer: Middleware, call_next: CallNext) -> CallNext:
@@ -81,13 +82,14 @@ class Stack:
         start = time.perf_counter()
         span = token = None
         if telemetry.tracer is not None:
+            tool = bounded(call.tool)  # a server chose the name, an LLM the id: either may be huge
             span = telemetry.tracer.start_span(
-                names.SPAN_EXECUTE_TOOL.format(tool=call.tool),
+                names.SPAN_EXECUTE_TOOL.format(tool=tool),
                 kind=SpanKind.INTERNAL,
                 attributes={
                     names.GEN_AI_OPERATION_NAME: names.OPERATION_EXECUTE_TOOL,
-                    names.GEN_AI_TOOL_NAME: call.tool,
-                    names.GEN_AI_TOOL_CALL_ID: call.call_id,
+                    names.GEN_AI_TOOL_NAME: tool,
+                    names.GEN_AI_TOOL_CALL_ID: bounded(call.call_id),
                     names.GEN_AI_TOOL_TYPE: self.tool_type,
                     names.TOOL_SOURCE: call.source or "",
                 },
@@ -123,7 +125,7 @@ class Stack:
         attributes = self._attributes.get(key)
         if attributes is None:
             attributes = {
-                names.GEN_AI_TOOL_NAME: call.tool,
+                names.GEN_AI_TOOL_NAME: bounded(call.tool),
                 names.TOOL_SOURCE: call.source or "",
                 names.OUTCOME: outcome,
             }

@@ -20,6 +20,7 @@ from penguiflow.middleware.call import Call, CallNext, LatencyCallback
 from penguiflow.middleware.events import NODE_TIMEOUT, emit
 from penguiflow.middleware.validation import check_seconds
 from penguiflow.telemetry import instruments, names
+from penguiflow.telemetry.bounds import bounded
 
 _log = logging.getLogger(__name__)
 # Finishing just as the timer falls due is a race, not a blocked loop: only a clear overrun is reported.
@@ -85,7 +86,7 @@ class Timeout:
                 telemetry.metrics.add(
                     names.TIMEOUTS,
                     1,
-                    {names.GEN_AI_TOOL_NAME: call.tool, names.TOOL_SOURCE: call.source or ""},
+                    {names.GEN_AI_TOOL_NAME: bounded(call.tool), names.TOOL_SOURCE: call.source or ""},
                 )
             trace.get_current_span().add_event(
                 names.EVENT_TIMEOUT, {names.TIMEOUT_S: self.seconds, names.ATTEMPT: call.attempt}

@@ -31,6 +31,7 @@ from penguiflow.planner.llm.base import LLMClient, LLMReply, Message, ToolSchema
 from penguiflow.planner.llm.openai import OpenAIChatClient
 from penguiflow.planner.result import Hop, PlannerResult, StopReason, ToolCallRecord
 from penguiflow.telemetry import instruments, names
+from penguiflow.telemetry.bounds import bounded
 from penguiflow.tools.catalog import ToolEntry
 from penguiflow.tools.node import PendingTools
 
@@ -476,9 +477,10 @@ class ReactPlanner:
         start = time.perf_counter()
         assert isinstance(record.arguments, dict)
         try:
+            # The LLM chose the id: the conversation keeps it whole, the call (its spans, events, logs) a bounded copy.
             record.result = await entry.invoke(
                 record.arguments,
-                call_id=record.call_id,
+                call_id=bounded(record.call_id),
                 limits=state.limits,
                 layers=self.middleware,
                 flow=state.flow,

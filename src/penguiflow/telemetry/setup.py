@@ -23,7 +23,7 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace.export import (
 
 from penguiflow.errors import ConfigurationError, MissingExtraError
 from penguiflow.telemetry import export
+from penguiflow.telemetry.bounds import MAX_ATTRIBUTE_LENGTH
 
 T = TypeVar("T")
 
@@ -89,6 +90,7 @@ def configure(
     span_exporters: Sequence[SpanExporter] = (),
     span_processors: Sequence[SpanProcessor] = (),
     metric_readers: Sequence[MetricReader] = (),
+    max_attribute_length: int | None = None,
 ) -> TelemetryHandle:
     """Install SDK tracer and meter providers as the global ones and return a handle to shut them down.
 
@@ -96,6 +98,9 @@ def configure(
     ``OTEL_TRACES_EXPORTER``) exports traces and metrics over OTLP; ``console=True`` prints spans;
     ``prometheus_port`` serves a Prometheus scrape endpoint on ``prometheus_host`` (0 picks a free port, read
     it back from the handle). ``span_exporters``, ``span_processors`` and ``metric_readers`` add your own.
+    ``max_attribute_length`` caps every span and event attribute value (default
+    ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``, else 4096 characters; ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`` and the
+    SDK's other ``OTEL_*_LIMIT`` variables apply as the SDK reads them).
     """
     if span_processor not in {"batch", "simple"}:
         raise ConfigurationError("span_processor", f"must be 'batch' or 'simple', got {span_processor!r}")
@@ -142,7 +147,7 @@ def configure(
     resource = Resource.create(attributes)  # merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME
 
     processor_type = BatchSpanProcessor if span_processor == "batch" else SimpleSpanProcessor
-    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider = TracerProvider(resource=resource, span_limits=_span_limits(max_attribute_length))
     exporters: list[SpanExporter] = list(span_exporters)
     if "otlp" in trace_kinds:
         # Always batched, with a short timeout and failures reported once: an unreachable collector must
@@ -189,3 +194,15 @@ def _prometheus() -> tuple[MetricReader, Any]:
     from prometheus_client import start_http_server
 
     return PrometheusMetricReader(), start_http_server
+
+
+def _span_limits(max_attribute_length: int | None) -> SpanLimits:
+    """The SDK's span limits, with a cap on attribute values unless the environment (or the caller) sets one:
+    the SDK's own default is none, and attribute values can come from outside (an LLM, a server)."""
+    if max_attribute_length is None and "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT" not in os.environ:
+        max_attribute_length = MAX_ATTRIBUTE_LENGTH
+    try:
+        return SpanLimits(max_attribute_length=max_attribute_length)
+    except ValueError as exc:  # the SDK's message names the variable: "OTEL_… must be a non-negative integer"
+        field = str(exc).split(" ", 1)[0] if str(exc).startswith("OTEL_") else "max_attribute_length"
+        raise ConfigurationError(field, str(exc)) from None

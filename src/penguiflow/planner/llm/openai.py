@@ -6,35 +6,59 @@ request is made, not at construction: a planner can be built (and tested offline
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
+from penguiflow.errors import ConfigurationError
 from penguiflow.planner.errors import LLMAuthenticationError, LLMError, LLMResponseError
 from penguiflow.planner.llm.base import LLMReply, Message, ToolCall, ToolSchema, Usage
 
 __all__ = ["OpenAIChatClient", "decode_name", "encode_name"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-_VALID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_INVALID_CHAR = re.compile(r"[^a-zA-Z0-9_-]")
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_CODES = {".": "--", "-": "-_"}  # every other character: "-u" + 4 hex digits ("-U" + 6 beyond the BMP)
+_MAX = 64
+_DIGEST_CHARS = 26  # 130 bits of SHA-256 in base32 (a-z, 2-7: valid in function names)
 
 
 def encode_name(name: str) -> str:
-    """A function name OpenAI accepts (``^[a-zA-Z0-9_-]{1,64}$``) for a catalog name.
+    """A function name OpenAI accepts (``^[a-zA-Z0-9_-]{1,64}$``) for a catalog name, injective by construction.
 
-    Valid names pass unchanged; others (``github.create_issue``) get their invalid characters replaced and a
-    short hash of the original appended, so two catalog names never map to one function name.
+    Letters, digits and ``_`` are kept; ``.`` becomes ``--``, ``-`` becomes ``-_`` and any other character
+    ``-u`` and 4 hex digits (``-U`` and 6 beyond the BMP): every ``-`` starts a code, so the name can be read
+    back and two names never share an encoding (``github.create_issue`` → ``github--create_issue``; a name
+    of letters, digits and ``_`` passes unchanged). An encoding longer than 64 characters keeps its first 36
+    and ends in ``-h`` and 130 bits of the name's SHA-256 — the only case that rests on a hash, and the OpenAI
+    client still refuses a catalog whose encodings collide.
     """
-    if _VALID.match(name):
-        return name
-    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-    return f"{_INVALID_CHAR.sub('_', name)[:55]}_{digest}"
+    parts: list[str] = []
+    for char in name:
+        if char in _PLAIN:
+            parts.append(char)
+        elif char in _CODES:
+            parts.append(_CODES[char])
+        elif ord(char) <= 0xFFFF:
+            parts.append(f"-u{ord(char):04x}")
+        else:
+            parts.append(f"-U{ord(char):06x}")
+    encoded = "".join(parts)
+    if 0 < len(encoded) <= _MAX:
+        return encoded
+    digest = base64.b32encode(hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()).decode()
+    head, budget = [], _MAX - 2 - _DIGEST_CHARS
+    for part in parts:  # whole codes only, so the head stays readable as a prefix of the name
+        if budget < len(part):
+            break
+        head.append(part)
+        budget -= len(part)
+    return "".join(head) + "-h" + digest[:_DIGEST_CHARS].lower()
 
 
 def decode_name(function_name: str, names: dict[str, str]) -> str:
@@ -93,6 +117,8 @@ class OpenAIChatClient:
     async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> LLMReply:
         key = self._key()
         names = {encode_name(tool.name): tool.name for tool in tools}
+        if len(names) != len({tool.name for tool in tools}):  # only two >64-character names sharing a SHA-256
+            raise ConfigurationError("catalog", "two tool names encode to one function name; rename one")
         body: dict[str, Any] = {"model": self.model, "messages": [_encode_message(m) for m in messages]}
         if tools:
             body["tools"] = [
