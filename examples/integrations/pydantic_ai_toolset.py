@@ -42,7 +42,8 @@ async def main() -> None:
         def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
             if len(messages) > 1:
                 return ModelResponse(parts=[TextPart("Everything gathered.")])
-            slow = next(tool.name for tool in info.function_tools if tool.name.startswith("api_slow"))
+            # api.slow, as model APIs get its name (a dot is encoded "--")
+            slow = next(tool.name for tool in info.function_tools if tool.name == "api--slow")
             parts = [ToolCallPart("search", {"query": f"topic {i}"}) for i in range(10)]
             parts += [ToolCallPart(slow, {"ms": 100}) for _ in range(10)]
             return ModelResponse(parts=parts)

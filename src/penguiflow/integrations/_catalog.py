@@ -46,6 +46,6 @@ async def resolved_entries(catalog: Catalog | Iterable[ToolEntry]) -> list[ToolE
 
 
 def function_name(name: str) -> str:
-    """A tool name every model API accepts (``^[a-zA-Z0-9_-]{1,64}$``), the planner's encoding: valid names
-    unchanged, others with their invalid characters replaced and a short hash appended (no two collide)."""
+    """A tool name every model API accepts (``^[a-zA-Z0-9_-]{1,64}$``), the planner's encoding (injective:
+    letters, digits and ``_`` unchanged, ``.`` as ``--``, see :func:`penguiflow.planner.llm.openai.encode_name`)."""
     return encode_name(name)
