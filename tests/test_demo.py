@@ -176,7 +176,11 @@ def test_demo_shows_the_three_levels_retries_and_timeouts(demo_run: tuple[str, f
     assert github and int(github.group(1)) == 10 and int(github.group(2)) >= 10, output[-3000:]
     # At most max_queue=4 wait through exports (the rest are rejected, below); the ones that arrive while the
     # planner is full are counted where they wait, at Level 1.
-    assert re.search(r"Level 3 queueing: 'exports' ran 2/2 with up to [1-4] queued", output), output[-3000:]
+    # (queue depth is sampled every 0.2 s and a short burst's queue can fall between samples; a rejection proves
+    # the queue held its max_queue=4)
+    exports_queued = re.search(r"Level 3 queueing: 'exports' ran 2/2 with up to [1-4] queued", output)
+    exports_rejected = re.search(r"L3 exports\s+2/2\s+\d+\s+\S+\s+\S+\s+\d+/\d+\s+\d+\s+\d+\s+[1-9]", output)
+    assert exports_queued or exports_rejected, output[-3000:]
     assert re.search(r"Level 2 per-run limit: peaked at [1-5] in flight", output), output[-3000:]
     retries = re.search(r"Retries with back-off: (\d+) attempts re-sent \((.*)\)", output)
     assert retries and int(retries.group(1)) > 0 and "status_429" in retries.group(2), output[-3000:]
