@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from penguiflow.errors import ConfigurationError
 from penguiflow.middleware.events import FlowEvent
+from penguiflow.tools.config import AuthType, ExternalToolConfig, TransportType
 
 __all__ = [
     "Authorize",
@@ -29,6 +30,7 @@ __all__ = [
     "Sampling",
     "SamplingHandler",
     "check_roots",
+    "node_hooks",
 ]
 
 ProgressCallback = Callable[[FlowEvent], None]
@@ -164,3 +166,34 @@ class McpClientCredentials:
     def __post_init__(self) -> None:
         if (self.client_secret is None) == (self.private_key is None):
             raise ConfigurationError("oauth", "McpClientCredentials needs client_secret or private_key (one)")
+
+
+def node_hooks(
+    config: ExternalToolConfig,
+    progress_callback: ProgressCallback | None,
+    elicitation_handler: ElicitationHandler | None,
+    sampling_handler: SamplingHandler | None,
+    roots: Sequence[str] | None,
+    oauth: Any,
+) -> ClientHooks:
+    """The node's hooks, checked: each must be callable, ``roots`` file URIs, ``oauth`` for an MCP URL."""
+    for name, hook in (
+        ("progress_callback", progress_callback),
+        ("elicitation_handler", elicitation_handler),
+        ("sampling_handler", sampling_handler),
+    ):
+        if hook is not None and not callable(hook):
+            raise ConfigurationError(name, f"must be callable, got {type(hook).__name__}")
+    if oauth is not None:
+        url = config.connection if isinstance(config.connection, str) else ""
+        if config.transport is not TransportType.MCP or not url.startswith(("http://", "https://")):
+            raise ConfigurationError("oauth", "OAuth applies to an MCP server reached over http(s)://")
+        if config.auth_type is not AuthType.NONE:
+            raise ConfigurationError("oauth", "give either auth_type/auth_config or oauth, not both")
+    return ClientHooks(
+        progress_callback=progress_callback,
+        elicitation_handler=elicitation_handler,
+        sampling_handler=sampling_handler,
+        roots=check_roots(roots),
+        oauth=oauth,
+    )

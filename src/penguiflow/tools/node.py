@@ -34,15 +34,15 @@ from penguiflow.middleware.call import Call
 from penguiflow.registry import ModelRegistry
 from penguiflow.telemetry import get_tracer, names
 from penguiflow.tools.catalog import ToolEntry
-from penguiflow.tools.config import AuthType, ExternalToolConfig, TransportType
+from penguiflow.tools.config import ExternalToolConfig, TransportType
 from penguiflow.tools.hooks import (
     ClientHooks,
     ElicitationHandler,
     ProgressCallback,
     SamplingHandler,
-    check_roots,
+    node_hooks,
 )
-from penguiflow.tools.transports.base import CALL_CONTEXT, CURRENT_CALL
+from penguiflow.tools.transports.base import CURRENT_CALL
 from penguiflow.tools.validation import with_validation
 
 if TYPE_CHECKING:
@@ -145,7 +145,9 @@ class ToolNode:
         if not isinstance(config, ExternalToolConfig):
             raise ConfigurationError("config", f"must be an ExternalToolConfig, got {type(config).__name__}")
         self.config = config
-        self.hooks = _hooks(config, progress_callback, elicitation_handler, sampling_handler, roots, oauth)
+        self.hooks = node_hooks(
+            config, progress_callback, elicitation_handler, sampling_handler, roots, oauth
+        )
         self.registry = registry if registry is not None else ModelRegistry()
         self._layers: tuple[Middleware, ...] = tuple(
             self.default_layers(config) if layers is None else layers
@@ -390,41 +392,10 @@ class ToolNode:
         method = call.context.get(_REQUEST)
         if method is not None:  # set by _request only: a tool's own name never routes here
             return await transport.request(method, call.arguments)  # type: ignore[attr-defined]
-        token = CALL_CONTEXT.set(call.context)
-        current = CURRENT_CALL.set(call)  # for the notifications the transport gets about this call
+        # The call, for what the transport keeps per call (its context, across retries) and the notifications
+        # it gets about it (MCP progress).
+        current = CURRENT_CALL.set(call)
         try:
             return await transport.call(call.tool[len(self.name) + 1 :], call.arguments)
         finally:
             CURRENT_CALL.reset(current)
-            CALL_CONTEXT.reset(token)
-
-
-def _hooks(
-    config: ExternalToolConfig,
-    progress_callback: ProgressCallback | None,
-    elicitation_handler: ElicitationHandler | None,
-    sampling_handler: SamplingHandler | None,
-    roots: Sequence[str] | None,
-    oauth: Any,
-) -> ClientHooks:
-    """The node's hooks, checked: each must be callable, ``roots`` file URIs, ``oauth`` for an MCP URL."""
-    for field, hook in (
-        ("progress_callback", progress_callback),
-        ("elicitation_handler", elicitation_handler),
-        ("sampling_handler", sampling_handler),
-    ):
-        if hook is not None and not callable(hook):
-            raise ConfigurationError(field, f"must be callable, got {type(hook).__name__}")
-    if oauth is not None:
-        url = config.connection if isinstance(config.connection, str) else ""
-        if config.transport is not TransportType.MCP or not url.startswith(("http://", "https://")):
-            raise ConfigurationError("oauth", "OAuth applies to an MCP server reached over http(s)://")
-        if config.auth_type is not AuthType.NONE:
-            raise ConfigurationError("oauth", "give either auth_type/auth_config or oauth, not both")
-    return ClientHooks(
-        progress_callback=progress_callback,
-        elicitation_handler=elicitation_handler,
-        sampling_handler=sampling_handler,
-        roots=check_roots(roots),
-        oauth=oauth,
-    )

@@ -14,12 +14,11 @@ if TYPE_CHECKING:
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 """RFC 9110 §9.2.2: HTTP methods whose repetition has the effect of one request (POST and PATCH are not)."""
 
-CALL_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar("penguiflow_call_context", default=None)
-"""The ``Call.context`` of the call a transport is performing (set by ``ToolNode``): the same dict for every
-attempt of one call, so a transport can keep per-call state across retries (HTTP: its ``Idempotency-Key``)."""
 CURRENT_CALL: ContextVar[Call | None] = ContextVar("penguiflow_current_call", default=None)
-"""The call a transport is performing, set by ``ToolNode`` around ``Transport.call``: a transport that gets
-notifications for a call (MCP progress) reports them as flow events of that call."""
+"""The call a transport is performing, set by ``ToolNode`` around ``Transport.call``. Its ``context`` is the
+same dict for every attempt of one call, so a transport can keep per-call state across retries (HTTP: its
+``Idempotency-Key``); a transport that gets notifications for a call (MCP progress) reports them as flow
+events of that call."""
 
 MAX_DETAIL: Final = 200
 """How much of a server's own words (an error body, an error message) goes into one of our error messages."""

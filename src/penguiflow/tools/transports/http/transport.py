@@ -38,7 +38,7 @@ from penguiflow.errors import (
 )
 from penguiflow.telemetry import names
 from penguiflow.tools.config import ExternalToolConfig, split_userinfo
-from penguiflow.tools.transports.base import CALL_CONTEXT, ToolSpec
+from penguiflow.tools.transports.base import CURRENT_CALL, ToolSpec
 from penguiflow.tools.transports.http import logs
 from penguiflow.tools.transports.http.auth import Credentials, origin
 from penguiflow.tools.transports.http.bodies import encode_body
@@ -251,8 +251,8 @@ class HttpTransport:
         if self.config.idempotency_key and operation.method in _KEYED:
             key = self.config.idempotency_key
             if not any(name.lower() == key.lower() for name in headers):
-                context = CALL_CONTEXT.get()
-                state = context if context is not None else {}
+                call = CURRENT_CALL.get()
+                state = call.context if call is not None else {}
                 headers[key] = state.setdefault("penguiflow.http.idempotency_key", str(uuid.uuid4()))
         if cookies:
             headers["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies)
