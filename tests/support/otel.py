@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, NumberDataPoint
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -33,6 +34,7 @@ ENGINE_METRICS = (
     names.TIMEOUTS,
 )
 READER = InMemoryMetricReader()
+SESSION_CARDINALITY_LIMIT = 1_000_000
 _installed = False
 _ids = itertools.count()
 
@@ -50,7 +52,11 @@ def install() -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(SPANS))
     trace.set_tracer_provider(provider)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
+    # Every test records under names of its own, so a metric gathers thousands of attribute sets over the
+    # session: past the SDK's default cardinality limit (2000) new ones would all land in one
+    # otel.metric.overflow point and read as 0 (CI failed 25 tests that way).
+    every_metric = View(instrument_name="*", aggregation_cardinality_limit=SESSION_CARDINALITY_LIMIT)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[READER], views=[every_metric]))
     _installed = True
 
 
