@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from penguiflow.errors import ConfigurationError, ToolNotFoundError, ToolValidationError
+from penguiflow.validators import compiled
 
 if TYPE_CHECKING:  # jsonschema loads with the first JSON-schema tool (pydantic-model tools never need it)
     from jsonschema import Draft202012Validator
@@ -26,7 +27,7 @@ __all__ = ["ModelRegistry"]
 
 
 class _Entry:
-    __slots__ = ("checked", "model", "schema", "validator")
+    __slots__ = ("checked", "is_valid", "model", "schema", "validator")
 
     def __init__(
         self, schema: dict[str, Any], model: type[BaseModel] | None, *, checked: bool = True
@@ -35,6 +36,8 @@ class _Entry:
         self.model = model
         # a deferred entry builds its validator with its check, off the loop, not at registration
         self.validator = None if model is not None or not checked else _validator_class()(schema)
+        # The happy path's compiled check (see penguiflow.validators); jsonschema still words every error.
+        self.is_valid = None if model is not None or not checked else compiled(schema)
         self.checked = checked
 
     def check(self, name: str) -> None:
@@ -52,6 +55,7 @@ class _Entry:
                 f"{name}: the tool's argument schema is nested too deeply", tool=name
             ) from None
         self.validator = _validator_class()(self.schema)
+        self.is_valid = compiled(self.schema)
         self.checked = True
 
 
@@ -114,6 +118,16 @@ class ModelRegistry:
                 raise ToolValidationError(_pydantic_message(name, exc), tool=name) from None
             return {field: getattr(validated, field) for field in type(validated).model_fields}
         entry.check(name)
+        if entry.is_valid is not None:
+            try:
+                if entry.is_valid(arguments):
+                    return dict(arguments)
+            except (
+                TypeError,
+                ValueError,
+                OverflowError,
+            ):  # not JSON-shaped (an int key...): jsonschema judges
+                pass
         assert entry.validator is not None
         error = _first_error(entry.validator, arguments)
         if error is not None:
