@@ -7,6 +7,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from penguiflow.errors import ToolValidationError
@@ -97,3 +99,79 @@ def test_a_remote_ref_is_never_fetched_and_keeps_the_slow_path() -> None:
 )
 def test_plain_json_is_true_only_for_certain_json(value: Any, certain: bool) -> None:
     assert plain_json(value) is certain
+
+
+async def test_arguments_nested_deeper_than_the_walk_get_a_typed_error() -> None:
+    from penguiflow.middleware import Call
+    from penguiflow.tools.validation import ValidateArguments
+
+    registry = ModelRegistry()
+    registry.register("api.any", {"type": "object"})
+    nested: Any = "leaf"
+    for _ in range(
+        100_000
+    ):  # deeper than Python's recursion limit: the quick walk gives up, json.dumps judges
+        nested = [nested]
+
+    async def never(call: Call) -> Any:
+        raise AssertionError("the call went on")
+
+    with pytest.raises(ToolValidationError, match="argument 'payload' is not JSON data"):
+        await ValidateArguments(registry)(Call("api.any", {"payload": nested}), never)
+
+
+# The compiled check must never call valid what jsonschema rejects (that would weaken every tool's check): the
+# two agree on random schemas of the keywords tool schemas use and on random JSON values.
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(-5, 5, allow_nan=False)
+    | st.text("ab", max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("xyz"), inner, max_size=3),
+    max_leaves=8,
+)
+_types = st.sampled_from(["null", "boolean", "integer", "number", "string", "array", "object"])
+
+
+def _schemas() -> st.SearchStrategy[dict[str, Any]]:
+    leaf = st.fixed_dictionaries(
+        {},
+        optional={
+            "type": _types | st.lists(_types, min_size=1, max_size=3, unique=True),
+            "minimum": st.integers(-3, 3),
+            "exclusiveMaximum": st.integers(-3, 3),
+            "multipleOf": st.sampled_from([1, 2, 0.5]),
+            "minLength": st.integers(0, 3),
+            "maxLength": st.integers(0, 3),
+            "pattern": st.sampled_from(["^a", "b$", "a+b?"]),
+            "enum": st.lists(_json, min_size=1, max_size=3),
+            "const": _json,
+            "minItems": st.integers(0, 2),
+            "uniqueItems": st.booleans(),
+        },
+    )
+    return st.recursive(
+        leaf,
+        lambda inner: st.fixed_dictionaries(
+            {},
+            optional={
+                "properties": st.dictionaries(st.sampled_from("xyz"), inner, max_size=3),
+                "required": st.lists(st.sampled_from("xyz"), max_size=3, unique=True),
+                "additionalProperties": st.booleans() | inner,
+                "items": inner,
+                "anyOf": st.lists(inner, min_size=1, max_size=2),
+                "oneOf": st.lists(inner, min_size=1, max_size=2),
+                "not": inner,
+            },
+        ),
+        max_leaves=6,
+    )
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(schema=_schemas(), instance=_json)
+def test_the_compiled_check_agrees_with_jsonschema(schema: dict[str, Any], instance: Any) -> None:
+    check = compiled(schema)
+    assert check is not None, schema
+    assert check(instance) == Draft202012Validator(schema).is_valid(instance), (schema, instance)

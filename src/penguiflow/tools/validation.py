@@ -45,8 +45,11 @@ class ValidateArguments:
 
 
 def _check_json(tool: str, arguments: dict[str, Any]) -> None:
-    if plain_json(arguments):  # the common case, a tenth of what encoding it costs
-        return
+    try:
+        if plain_json(arguments):  # the common case, a tenth of what encoding it costs
+            return
+    except RecursionError:  # nested deeper than the walk goes: json.dumps below judges (and names it)
+        pass
     try:
         json.dumps(arguments, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
