@@ -57,6 +57,7 @@ STOP = label(names.PLANNER_STOP_REASON)
 AGENT = label(names.GEN_AI_AGENT_NAME)
 MODEL = label(names.GEN_AI_REQUEST_MODEL)
 TOKEN_TYPE = label(names.GEN_AI_TOKEN_TYPE)
+FLOW = label(names.LIMITER_FLOW)
 
 
 def sel(*matchers: str) -> str:
@@ -243,6 +244,35 @@ def adaptive_panels(matcher: str, legend: str) -> list[Panel]:
     ]
 
 
+def flow_panels() -> list[Panel]:
+    """Queue depth and wait per flow at the shared (fair) limiters: the planner's Level 1 between named runs
+    (``planner.run(flow=...)``), or any ``ConcurrencyLimit(fairness="fair")`` between ``call.flow`` tenants.
+    A limiter names its first ``flow_labels`` flows; the later ones are one series without a flow
+    (``otel.metric.overflow``), shown here with an empty flow."""
+    by = f"sum by ({LIMITER}, {FLOW}) "
+    legend = "{{" + LIMITER + "}} {{" + FLOW + "}}"
+    named = f'{FLOW}=~".+"'
+    mean = f"{by}({rate(names.LIMITER_WAIT, named, suffix='_sum')}) / {by}({rate(names.LIMITER_WAIT, named, suffix='_count')})"
+    return [
+        timeseries(
+            "Queue depth per flow (shared limiters)",
+            "Calls of each named flow (a tenant, a named planner run) waiting at a fair limiter now; a series "
+            "without a flow sums the flows beyond the limiter's flow_labels.",
+            [(f"{by}({metric(names.LIMITER_FLOW_QUEUED)}{sel()})", legend)],
+        ),
+        timeseries(
+            "Queue wait per flow (shared limiters)",
+            "Time the calls of each named flow waited at a fair limiter: p95, and the mean over all its calls "
+            "(those that found a slot at once count 0).",
+            [
+                (quantile(0.95, names.LIMITER_WAIT, (LIMITER, FLOW), named), legend + " p95"),
+                (mean, legend + " mean"),
+            ],
+            unit="s",
+        ),
+    ]
+
+
 PERCENTILES = ((0.5, 50), (0.95, 95), (0.99, 99))
 LEVEL3 = f'{LIMITER}!~"{LEVEL1_LIMITER}|{LEVEL2_LIMITER}"'
 NOT_SUCCESS = f'{OUTCOME}!="success"'
@@ -425,6 +455,7 @@ def overview() -> dict[str, Any]:
             [(f"sum by ({LIMITER}) ({metric(names.LIMITER_QUEUED)}{sel()})", "{{" + LIMITER + "}}")],
         ),
         wait_percentiles("Queue wait p50 / p95 / p99 per limiter", f'{LIMITER}=~".+"', "{{" + LIMITER + "}}"),
+        *flow_panels(),
         timeseries(
             "Rejections",
             "Calls refused at once because a limiter's queue (max_queue) was full.",

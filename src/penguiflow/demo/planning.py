@@ -79,5 +79,7 @@ def make_planner(catalog: Sequence[ToolEntry], options: DemoOptions) -> ReactPla
 
 async def run_query(planner: ReactPlanner, query: workload.Query, options: DemoOptions) -> str:
     BOOK.queries[query.text] = query
-    result = await planner.run(query.text, planning_hints=query.planning_hints)
+    # Each kind of query is a named flow (as a tenant would be): Level 1 shares its slots between them
+    # round-robin, and its per-flow queue depth and wait are labelled with the kind.
+    result = await planner.run(query.text, planning_hints=query.planning_hints, flow=query.kind)
     return str(getattr(result, "answer", result))

@@ -18,7 +18,9 @@ limit follows it.
 
 Together they ask for about 125 calls at once, more than ``absolute_max_parallel=50``: the Level 1 ceiling
 shows too. Level 1 counts running calls only (a call waiting for its source holds no planner slot), so it is the
-native crunching, which no source limits, that fills the planner's 50 and queues behind it.
+native crunching, which no source limits, that fills the planner's 50 and queues behind it. Each kind of query
+runs as a named flow (``planner.run(..., flow=kind)``, as tenants would), so the planner's fair Level 1 shows its
+queue depth and wait per flow.
 """
 
 from __future__ import annotations

@@ -300,7 +300,11 @@ def _count(limiter: ConcurrencyLimit, group: Group, delta: int) -> None:
     limiter._queued += delta
     if limiter._parking.fair and isinstance(group.flow, str):
         counts = limiter._flow_queued
-        counts[group.flow] = counts.get(group.flow, 0) + delta
+        count = counts.get(group.flow, 0) + delta
+        if count:
+            counts[group.flow] = count
+        else:  # no zeros kept: flows come and go (a tenant key), the dict holds the queued ones only
+            counts.pop(group.flow, None)
 
 
 def _park(group: Group, limiter: ConcurrencyLimit, now: float) -> None:

@@ -46,6 +46,10 @@ class ConcurrencyLimit:
     """
 
     admission_point: ClassVar[bool] = True
+    flow_labels: int = 10
+    """How many named flows a ``fair`` limiter labels in its metrics: the first this many seen; the calls of
+    later flows are counted together, marked ``otel.metric.overflow``. Set it on the class, or on a limiter
+    before its flows arrive; labels already given are kept (a series never changes its flow)."""
 
     def __init__(
         self,
@@ -68,14 +72,16 @@ class ConcurrencyLimit:
         self._waiting = 0  # waiting calls whose path includes this limiter (what max_queue bounds)
         self._parking = Parking(fairness)
         self._groups: dict[tuple[Path, Hashable], admission.Group] = {}  # groups whose path starts here
-        self._flow_queued: dict[str, int] = {}  # fair: waiting calls held up here, by named flow
+        self._flow_queued: dict[str, int] = {}  # fair: waiting calls held up here, by named flow (no zeros)
+        self._labelled: set[str] = set()  # fair: the named flows with their own series (flow_labels at most)
+        self._overflowed = False  # fair: a named flow beyond flow_labels was seen (its series is reported)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._alone: Path = (self,)
         self._observed = type(self).on_complete is not ConcurrencyLimit.on_complete
         if self._observed:
             global _observers
             _observers += 1  # while none exists, calls skip looking for one
-        self._wait_attributes: dict[tuple[bool, str | None], dict[str, Any]] = {}
+        self._wait_attributes: dict[tuple[bool, str | None, bool], dict[str, Any]] = {}
         instruments.register_limiter(self)
 
     # --- what the gauges and users read ---------------------------------------------------------------
@@ -108,7 +114,21 @@ class ConcurrencyLimit:
 
     def flows_queued(self) -> dict[str, int]:
         """``fair`` limiters: waiting calls held up here per named flow (``call.flow`` a ``str``)."""
-        return {flow: count for flow, count in self._flow_queued.items() if count}
+        return dict(self._flow_queued)
+
+    def flows_reported(self) -> list[tuple[str | None, int]]:
+        """What the per-flow queue gauge reads here: ``(flow, queued)`` for each labelled flow (0 once its queue
+        is empty: the series returns to 0 rather than vanishing), then ``(None, queued)`` summing the flows
+        beyond :attr:`flow_labels`, once there was one. Empty for a ``fifo`` limiter."""
+        overflow = 0
+        for flow, count in self._flow_queued.items():
+            if self._flow_label(flow) is None:
+                overflow += count
+        queued = self._flow_queued
+        report: list[tuple[str | None, int]] = [(flow, queued.get(flow, 0)) for flow in self._labelled]
+        if self._overflowed:
+            report.append((None, overflow))
+        return report
 
     def set_limit(self, max_concurrency: int) -> None:
         """Change the limit now. Raising it admits waiters at once; lowering it lets running calls finish."""
@@ -138,14 +158,30 @@ class ConcurrencyLimit:
         admission.release(self._alone)
 
     # --- telemetry ---------------------------------------------------------------------------------------
+    def _flow_label(self, flow: str) -> str | None:
+        """The label of named flow ``flow`` here: itself while fewer than ``flow_labels`` flows have one (the
+        first seen keep theirs), else ``None`` — counted as overflow, so a tenant key per request cannot grow
+        the metric streams (or this limiter's memory) without bound."""
+        labelled = self._labelled
+        if flow in labelled:
+            return flow
+        if len(labelled) < self.flow_labels:
+            labelled.add(flow)
+            return flow
+        self._overflowed = True
+        return None
+
     def _attributes(self, waited: bool, flow: Hashable) -> dict[str, Any]:
-        label = flow if isinstance(flow, str) and self._parking.fair else None
-        key = (waited, label)
+        named = isinstance(flow, str) and self._parking.fair
+        label = self._flow_label(flow) if named else None  # type: ignore[arg-type]
+        key = (waited, label, named and label is None)
         attributes = self._wait_attributes.get(key)
         if attributes is None:
             attributes = {names.LIMITER_NAME: self._name, names.LIMITER_WAITED: waited}
             if label is not None:
                 attributes[names.LIMITER_FLOW] = label
+            elif named:
+                attributes[names.OTEL_METRIC_OVERFLOW] = True
             self._wait_attributes[key] = attributes
         return attributes
 

@@ -64,6 +64,27 @@ def _observe(attr: str) -> Any:
     return callback
 
 
+def _observe_flows(_options: CallbackOptions) -> Iterable[Observation]:
+    # Fair limiters only (others report nothing): their labelled flows, and the overflow of the later ones.
+    totals: dict[tuple[str, str | None], int] = {}
+    for limiter in list(_limiters):
+        report = getattr(limiter, "flows_reported", None)
+        if report is None:
+            continue
+        for flow, count in report():
+            key = (limiter.name, flow)
+            totals[key] = totals.get(key, 0) + count
+    observations = []
+    for (name, flow), count in totals.items():
+        attributes: dict[str, Any] = {names.LIMITER_NAME: name}
+        if flow is None:
+            attributes[names.OTEL_METRIC_OVERFLOW] = True
+        else:
+            attributes[names.LIMITER_FLOW] = flow
+        observations.append(Observation(count, attributes))
+    return observations
+
+
 _GAUGE_READS = {
     names.LIMITER_IN_FLIGHT: "in_flight",
     names.LIMITER_QUEUED: "queued",
@@ -95,6 +116,8 @@ _ESTIMATE_READS = {names.LIMITER_RTT: "rtt_s", names.LIMITER_BASELINE_RTT: "base
 
 
 def _gauge_callback(metric: str) -> GaugeCallback:
+    if metric == names.LIMITER_FLOW_QUEUED:
+        return _observe_flows
     if metric in _ESTIMATE_READS:
         return _observe_estimate(_ESTIMATE_READS[metric])  # type: ignore[no-any-return]
     return _observe(_GAUGE_READS[metric])  # type: ignore[no-any-return]

@@ -64,6 +64,9 @@ OUTCOME: Final = "penguiflow.outcome"
 LIMITER_NAME: Final = "penguiflow.limiter.name"
 LIMITER_WAITED: Final = "penguiflow.limiter.waited"
 LIMITER_FLOW: Final = "penguiflow.limiter.flow"
+# OpenTelemetry's own mark of an aggregate of the series beyond a cardinality limit (the metrics SDK spec's
+# overflow attribute): here, the named flows beyond a limiter's ``flow_labels``.
+OTEL_METRIC_OVERFLOW: Final = "otel.metric.overflow"
 ATTEMPT: Final = "penguiflow.attempt"
 RETRY_REASON: Final = "penguiflow.retry.reason"
 RETRY_WAIT_S: Final = "penguiflow.retry.wait_s"
@@ -98,6 +101,7 @@ OUTCOMES: Final[tuple[Outcome, ...]] = ("success", "error", "timeout", "rejected
 TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
 LIMITER_IN_FLIGHT: Final = "penguiflow.limiter.in_flight"
 LIMITER_QUEUED: Final = "penguiflow.limiter.queued"
+LIMITER_FLOW_QUEUED: Final = "penguiflow.limiter.flow_queued"
 LIMITER_LIMIT: Final = "penguiflow.limiter.limit"
 LIMITER_WAIT: Final = "penguiflow.limiter.wait.duration"
 LIMITER_REJECTED: Final = "penguiflow.limiter.rejected"
@@ -187,6 +191,16 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         "Waiting calls this limiter holds up now; each waiting call counts at the one limiter it waits for.",
         _LIMITER,
     ),
+    MetricSpec(
+        LIMITER_FLOW_QUEUED,
+        "gauge",
+        "{call}",
+        "At a fair (shared) limiter: its queued calls by named flow. Only flows named by a string, at most "
+        "the limiter's flow_labels (10) of them, the first seen; the calls of later flows are summed in one "
+        "series marked otel.metric.overflow=true instead of a flow. A flow's series reads 0 once its queue "
+        "is empty.",
+        (*_LIMITER, LIMITER_FLOW, OTEL_METRIC_OVERFLOW),
+    ),
     MetricSpec(LIMITER_LIMIT, "gauge", "{call}", "The limiter's current max_concurrency.", _LIMITER),
     MetricSpec(
         LIMITER_WAIT,
@@ -194,7 +208,7 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         "s",
         "Time a call waited for this limiter (0 if the limiter never held it up); one sample per limiter of "
         "the call's path, per admission.",
-        (*_LIMITER, LIMITER_WAITED, LIMITER_FLOW),
+        (*_LIMITER, LIMITER_WAITED, LIMITER_FLOW, OTEL_METRIC_OVERFLOW),
         DURATION_BUCKETS,
     ),
     MetricSpec(
@@ -430,7 +444,14 @@ ATTRIBUTES: Final[tuple[NameSpec, ...]] = (
         LIMITER_FLOW,
         "attribute",
         "At a fair limiter: the call's named flow (call.flow as a string: a tenant, ReactPlanner.run(flow=...)); "
-        "absent for unnamed flows such as a planner run's own.",
+        "absent for unnamed flows such as a planner run's own. At most the limiter's flow_labels flows are "
+        "named (the first seen); later ones are counted under otel.metric.overflow.",
+    ),
+    NameSpec(
+        OTEL_METRIC_OVERFLOW,
+        "attribute",
+        "true on the one series of a limiter's flow metrics that sums the flows beyond its flow_labels "
+        "(OpenTelemetry's overflow attribute); such a series has no penguiflow.limiter.flow.",
     ),
     NameSpec(
         LIMITER_QUEUED_AT_ARRIVAL,
