@@ -21,7 +21,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.npm import require_npm_bin
+from tests.support.servers import servers_required
 
 SPECS = Path(os.environ.get("PENGUIFLOW_SPECS_DIR", Path(__file__).resolve().parents[3] / "shared" / "specs"))
 START_TIMEOUT_S = 180.0
@@ -37,6 +40,18 @@ def spec_path(name: str) -> Path:
         if (base / name).exists():
             return base / name
     raise FileNotFoundError(f"API document {name} not found under {SPECS}")
+
+
+def published(name: str) -> dict[str, Any]:
+    """The document ``name`` as published (parsed); the test skips without it, or fails in CI."""
+    try:
+        path = spec_path(name)
+    except FileNotFoundError as exc:  # the documents live in the project's shared/ folder, beside the clone
+        if servers_required():
+            pytest.fail(f"{exc}; PENGUIFLOW_REQUIRE_SERVERS=1")
+        pytest.skip(str(exc))
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
 
 
 def _refs(value: Any) -> Iterator[str]:
