@@ -24,8 +24,9 @@ from penguiflow.planner.llm import (
     ToolSchema,
     Usage,
 )
-from penguiflow.planner.react import ReactPlanner, ToolBudgetExhaustedError, ToolDisallowedError
+from penguiflow.planner.react import ReactPlanner
 from penguiflow.planner.result import Hop, PlannerResult, StopReason, ToolCallRecord
+from penguiflow.planner.tool_turn import ToolBudgetExhaustedError, ToolDisallowedError
 
 __all__ = [
     "Budget",

@@ -10,28 +10,25 @@ concurrent runs (each run a flow of its ``fair`` limiter) unless ``fairness="fif
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import time
-from collections.abc import Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import StatusCode
 
-from penguiflow.errors import ConfigurationError, ToolValidationError
+from penguiflow.errors import ConfigurationError
 from penguiflow.middleware import ConcurrencyLimit, Middleware
-from penguiflow.middleware.call import new_call_id
 from penguiflow.middleware.fairness import FAIRNESS, Fairness
-from penguiflow.middleware.stack import outcome_of
 from penguiflow.middleware.validation import check_count, check_name
+from penguiflow.planner.chat import ask, open_span
+from penguiflow.planner.checks import check_catalog, check_llm, check_middleware
 from penguiflow.planner.errors import LLMOutputError
 from penguiflow.planner.hints import PlanningHints, parse_hints, render_hints
-from penguiflow.planner.llm.base import LLMClient, LLMReply, Message, ToolSchema, Usage
-from penguiflow.planner.llm.openai import OpenAIChatClient
-from penguiflow.planner.result import Hop, PlannerResult, StopReason, ToolCallRecord
+from penguiflow.planner.llm.base import LLMClient, LLMReply, Message, ToolSchema
+from penguiflow.planner.result import Hop, PlannerResult, StopReason
+from penguiflow.planner.state import RunFlow, RunState
+from penguiflow.planner.tool_turn import run_tool_turn
 from penguiflow.telemetry import instruments, names
-from penguiflow.telemetry.bounds import bounded
 from penguiflow.tools.catalog import ToolEntry
 from penguiflow.tools.node import PendingTools
 
@@ -47,46 +44,6 @@ DEFAULT_SYSTEM_PROMPT = (
     "A tool result may be an error; decide whether to retry, use another tool, or answer without it. "
     "When you have the answer, reply with it as plain text and call no tool."
 )
-
-
-class _Refused(Exception):
-    """Why the planner did not run a call; reported to the LLM like a tool error."""
-
-
-class ToolDisallowedError(_Refused):
-    """The tool is in ``planning_hints["disallow_nodes"]``."""
-
-
-class ToolBudgetExhaustedError(_Refused):
-    """``planning_hints["max_tool_calls"]`` was reached."""
-
-
-class InvalidToolCallError(Exception):
-    """Unknown tool, or arguments that are not a JSON object."""
-
-
-@dataclass
-class _Run:
-    """The state of one run."""
-
-    hints: PlanningHints
-    limits: tuple[ConcurrencyLimit, ...]
-    flow: Hashable
-    weight: int
-    messages: list[Message]
-    tools: list[ToolSchema]
-    trajectory: list[Hop] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    llm_calls: int = 0
-    hops_used: int = 0
-    tool_calls_used: int = 0
-    strikes: int = 0
-
-
-class _RunFlow:
-    """The fairness key of one run that was given no ``flow``: unique, and no metric label (runs are many)."""
-
-    __slots__ = ()
 
 
 class ReactPlanner:
@@ -125,11 +82,11 @@ class ReactPlanner:
         middleware: Sequence[Middleware] = (),
         fairness: Fairness = "fair",
     ) -> None:
-        self.catalog: dict[str, ToolEntry] = _check_catalog(catalog)
-        self.middleware: tuple[Middleware, ...] = _check_middleware(middleware)
+        self.catalog: dict[str, ToolEntry] = check_catalog(catalog)
+        self.middleware: tuple[Middleware, ...] = check_middleware(middleware)
         # Sources listed before they connected (ToolNode.get_tools() before connect()): resolved at first run.
         self._connect_lock = asyncio.Lock()
-        self.llm: LLMClient = _check_llm(llm)
+        self.llm: LLMClient = check_llm(llm)
         check_count(absolute_max_parallel, "absolute_max_parallel", minimum=1)
         if absolute_max_parallel > MAX_ABSOLUTE_PARALLEL:
             raise ConfigurationError(
@@ -171,7 +128,7 @@ class ReactPlanner:
                 return
             resolved = await asyncio.gather(*(entry.resolve() for entry in pending))
             tools = dict(zip((id(entry) for entry in pending), resolved, strict=True))
-            self.catalog = _check_catalog(
+            self.catalog = check_catalog(
                 [tool for entry in entries for tool in tools.get(id(entry), [entry])]
             )
 
@@ -209,13 +166,13 @@ class ReactPlanner:
         connected = await self._connect_by(deadline_at)
         telemetry = instruments.current()
         start = time.perf_counter()
-        state = self._new_run(query, hints, flow if flow is not None else _RunFlow(), weight)
+        state = self._new_run(query, hints, flow if flow is not None else RunFlow(), weight)
         reason: str = "error"
         attributes = {
             names.GEN_AI_OPERATION_NAME: names.OPERATION_INVOKE_AGENT,
             names.GEN_AI_AGENT_NAME: self.agent_name,
         }
-        with _span(telemetry, names.SPAN_INVOKE_AGENT.format(agent=self.agent_name), attributes) as span:
+        with open_span(telemetry, names.SPAN_INVOKE_AGENT.format(agent=self.agent_name), attributes) as span:
             try:
                 if connected:
                     answer, stop = await self._loop_until_deadline(state, deadline_at)
@@ -252,7 +209,7 @@ class ReactPlanner:
             llm_calls=state.llm_calls,
         )
 
-    def _new_run(self, query: str, hints: PlanningHints, flow: Hashable, weight: int) -> _Run:
+    def _new_run(self, query: str, hints: PlanningHints, flow: Hashable, weight: int) -> RunState:
         limits: tuple[ConcurrencyLimit, ...] = (self.limiter,)
         if hints.max_parallel is not None:
             # Admitted jointly with Level 1 and the source's limit: a call waiting for its run's own limit
@@ -268,7 +225,7 @@ class ReactPlanner:
             if not hints.disallows(entry.name)
         ]
         messages: list[Message] = [{"role": "system", "content": prompt}, {"role": "user", "content": query}]
-        return _Run(hints=hints, limits=limits, flow=flow, weight=weight, messages=messages, tools=tools)
+        return RunState(hints=hints, limits=limits, flow=flow, weight=weight, messages=messages, tools=tools)
 
     async def _connect_by(self, deadline_at: float | None) -> bool:
         """:meth:`connect`, by ``deadline_at`` (loop time) if given; ``False`` if the deadline came first."""
@@ -285,7 +242,7 @@ class ReactPlanner:
         return True
 
     async def _loop_until_deadline(
-        self, state: _Run, deadline_at: float | None
+        self, state: RunState, deadline_at: float | None
     ) -> tuple[str | None, StopReason]:
         if deadline_at is None:
             return await self._loop(state)
@@ -297,7 +254,7 @@ class ReactPlanner:
                 raise  # a TimeoutError of the LLM client's own, not our deadline
             return None, "deadline"
 
-    async def _loop(self, state: _Run) -> tuple[str | None, StopReason]:
+    async def _loop(self, state: RunState) -> tuple[str | None, StopReason]:
         max_hops = state.hints.budget.max_hops or self.max_hops
         while True:
             if state.hops_used >= max_hops:
@@ -319,12 +276,22 @@ class ReactPlanner:
                 continue
             hop = Hop(len(state.trajectory) + 1, content=reply.content, llm_latency_ms=llm_ms)
             state.trajectory.append(hop)
-            budget_hit = await self._run_hop(state, hop, reply)
+            budget_hit, invalid = await run_tool_turn(
+                state,
+                hop,
+                reply,
+                catalog=self.catalog,
+                middleware=self.middleware,
+                agent_name=self.agent_name,
+                max_observation_chars=self.max_observation_chars,
+            )
+            if invalid:  # bad JSON, unknown tools, arguments the schema refused: the LLM's mistakes
+                self._strike(state, invalid[-1])
             if budget_hit:
                 limit = state.hints.max_tool_calls
                 return await self._last_word(state, f"budget of {limit} tool call(s)"), "max_tool_calls"
 
-    async def _last_word(self, state: _Run, budget: str) -> str | None:
+    async def _last_word(self, state: RunState, budget: str) -> str | None:
         """One more LLM turn, with no tools offered, so the results of the last hop are not wasted: the run
         still ends for its budget, but with the LLM's best answer when it gives one."""
         state.messages.append(
@@ -339,249 +306,13 @@ class ReactPlanner:
         return answer
 
     # --- the LLM ----------------------------------------------------------------------------------------------
-    async def _ask(self, state: _Run, *, offer_tools: bool = True) -> tuple[LLMReply, float]:
-        telemetry = instruments.current()
-        model = self.model
-        attributes: dict[str, Any] = {
-            names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
-            names.GEN_AI_REQUEST_MODEL: model,
-        }
-        provider = getattr(self.llm, "provider", None)
-        if isinstance(provider, str):
-            attributes[names.GEN_AI_PROVIDER_NAME] = provider
-        start = time.perf_counter()
-        error_type: str | None = None
-        with _span(telemetry, names.SPAN_CHAT.format(model=model), attributes, kind=SpanKind.CLIENT) as span:
-            try:
-                reply = await self.llm.complete(
-                    list(state.messages), list(state.tools) if offer_tools else []
-                )
-            except BaseException as exc:
-                error_type = type(exc).__qualname__
-                if span is not None:
-                    span.set_attribute(names.ERROR_TYPE, error_type)
-                    span.set_status(StatusCode.ERROR, error_type)
-                raise
-            finally:
-                elapsed = time.perf_counter() - start
-                if telemetry is not None and telemetry.metrics is not None:
-                    labels = {
-                        names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
-                        names.GEN_AI_REQUEST_MODEL: model,
-                    }
-                    if error_type is not None:
-                        labels[names.ERROR_TYPE] = error_type
-                    telemetry.metrics.record(names.LLM_DURATION, elapsed, labels)
-            state.llm_calls += 1
-            if reply.usage is not None:
-                state.usage = state.usage + reply.usage
-                if span is not None:
-                    span.set_attribute(names.GEN_AI_USAGE_INPUT_TOKENS, reply.usage.input_tokens)
-                    span.set_attribute(names.GEN_AI_USAGE_OUTPUT_TOKENS, reply.usage.output_tokens)
-                if telemetry is not None and telemetry.metrics is not None:
-                    for token_type, count in (
-                        ("input", reply.usage.input_tokens),
-                        ("output", reply.usage.output_tokens),
-                    ):
-                        telemetry.metrics.record(
-                            names.LLM_TOKENS,
-                            count,
-                            {
-                                names.GEN_AI_OPERATION_NAME: names.OPERATION_CHAT,
-                                names.GEN_AI_REQUEST_MODEL: model,
-                                names.GEN_AI_TOKEN_TYPE: token_type,
-                            },
-                        )
-        return reply, elapsed * 1000
+    async def _ask(self, state: RunState, *, offer_tools: bool = True) -> tuple[LLMReply, float]:
+        return await ask(self.llm, self.model, state, offer_tools=offer_tools)
 
-    def _strike(self, state: _Run, what: str) -> None:
+    def _strike(self, state: RunState, what: str) -> None:
         state.strikes += 1
         if state.strikes > self.max_invalid_replies:
             raise LLMOutputError(
                 f"the LLM ({self.model}) kept producing unusable replies; the last one had {what}",
                 attempts=state.strikes,
             )
-
-    # --- one hop of tool calls ----------------------------------------------------------------------------------
-    async def _run_hop(self, state: _Run, hop: Hop, reply: LLMReply) -> bool:
-        """Run the hop's calls at once; returns whether ``max_tool_calls`` cut it short."""
-        to_run: list[tuple[ToolCallRecord, ToolEntry]] = []
-        invalid: list[str] = []
-        budget_hit = False
-        assistant_calls: list[dict[str, Any]] = []
-        for call in reply.tool_calls:
-            call_id = call.id or new_call_id()
-            record = ToolCallRecord(call_id=call_id, tool=call.name, arguments=call.arguments)
-            hop.calls.append(record)
-            raw = (
-                call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments, default=str)
-            )
-            assistant_calls.append(
-                {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": raw}}
-            )
-            try:
-                arguments = _parse_arguments(call.arguments)
-                entry = self.catalog.get(call.name)
-                if entry is None:
-                    raise InvalidToolCallError(
-                        f"unknown tool {call.name!r}; the tools are: {', '.join(t.name for t in state.tools)}"
-                    )
-                record.arguments = arguments
-                if state.hints.disallows(call.name):
-                    raise ToolDisallowedError(f"tool {call.name!r} is not allowed for this request")
-                limit = state.hints.max_tool_calls
-                if limit is not None and state.tool_calls_used >= limit:
-                    budget_hit = True
-                    raise ToolBudgetExhaustedError(f"the budget of {limit} tool call(s) is spent")
-            except InvalidToolCallError as exc:
-                record.outcome, record.error_type, record.error = "invalid", type(exc).__name__, str(exc)
-                invalid.append(str(exc))
-                continue
-            except _Refused as exc:
-                record.outcome, record.error_type, record.error = "refused", type(exc).__name__, str(exc)
-                continue
-            state.tool_calls_used += 1
-            to_run.append((record, entry))
-        state.messages.append({"role": "assistant", "content": reply.content, "tool_calls": assistant_calls})
-        counted = len(invalid) < len(hop.calls)
-        if counted:
-            state.hops_used += 1
-        telemetry = instruments.current()
-        if counted and telemetry is not None and telemetry.metrics is not None:
-            labels = {names.GEN_AI_AGENT_NAME: self.agent_name}
-            telemetry.metrics.add(names.PLANNER_HOPS, 1, labels)
-            telemetry.metrics.record(names.PLANNER_FANOUT, len(to_run), labels)
-        try:
-            if to_run:
-                async with asyncio.TaskGroup() as group:
-                    for record, entry in to_run:
-                        group.create_task(self._call(entry, record, state))
-        finally:
-            # Also when the run is cancelled or its deadline passes mid-hop: the conversation stays whole.
-            for record in hop.calls:
-                state.messages.append(
-                    {"role": "tool", "tool_call_id": record.call_id, "content": self._observation(record)}
-                )
-        # Arguments the tool's schema refused are the LLM's mistake too: reported back (as the observation
-        # above) and bounded by the same strikes as bad JSON and unknown tools.
-        invalid += [
-            f"arguments {record.tool} refused ({record.error})"
-            for record in hop.calls
-            if record.error_type == ToolValidationError.__name__
-        ]
-        if invalid:
-            self._strike(state, invalid[-1])
-        return budget_hit
-
-    async def _call(self, entry: ToolEntry, record: ToolCallRecord, state: _Run) -> None:
-        start = time.perf_counter()
-        assert isinstance(record.arguments, dict)
-        try:
-            # The LLM chose the id: the conversation keeps it whole, the call (its spans, events, logs) a bounded copy.
-            record.result = await entry.invoke(
-                record.arguments,
-                call_id=bounded(record.call_id),
-                limits=state.limits,
-                layers=self.middleware,
-                flow=state.flow,
-                weight=state.weight,
-            )
-            record.outcome = "success"
-        except Exception as exc:  # a failed tool is an observation, never a crashed run
-            record.outcome = outcome_of(exc)
-            record.error_type = type(exc).__name__
-            record.error = str(exc)[:500] or type(exc).__name__
-        finally:
-            # CancelledError passes through: the record keeps its "cancelled" outcome, with the time it ran.
-            record.latency_ms = (time.perf_counter() - start) * 1000
-
-    def _observation(self, record: ToolCallRecord) -> str:
-        if record.outcome == "success":
-            text = (
-                record.result
-                if isinstance(record.result, str)
-                else json.dumps(record.result, default=_jsonable)
-            )
-        else:
-            error = record.error or ("cancelled" if record.outcome == "cancelled" else record.outcome)
-            text = json.dumps({"error": {"type": record.error_type or record.outcome, "message": error}})
-        if len(text) > self.max_observation_chars:
-            text = text[: self.max_observation_chars] + f"… [truncated, {len(text)} chars]"
-        return text
-
-
-def _parse_arguments(arguments: dict[str, Any] | str) -> dict[str, Any]:
-    if isinstance(arguments, dict):
-        return arguments
-    try:
-        parsed = json.loads(arguments) if arguments.strip() else {}
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise InvalidToolCallError(f"arguments are not valid JSON ({exc})") from None
-    if not isinstance(parsed, dict):
-        raise InvalidToolCallError(f"arguments must be a JSON object, got {type(parsed).__name__}")
-    return parsed
-
-
-def _jsonable(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    return str(value)
-
-
-@contextlib.contextmanager
-def _span(
-    telemetry: instruments.Telemetry | None,
-    name: str,
-    attributes: Mapping[str, Any],
-    kind: SpanKind = SpanKind.INTERNAL,
-) -> Iterator[Span | None]:
-    if telemetry is None or telemetry.tracer is None:
-        yield None
-        return
-    with telemetry.tracer.start_as_current_span(
-        name, kind=kind, attributes=dict(attributes), record_exception=False, set_status_on_exception=False
-    ) as span:
-        yield span
-
-
-def _check_middleware(middleware: Sequence[Middleware]) -> tuple[Middleware, ...]:
-    if isinstance(middleware, str | bytes) or not isinstance(middleware, Sequence):
-        raise ConfigurationError("middleware", f"must be a list of layers, got {type(middleware).__name__}")
-    for index, layer in enumerate(middleware):
-        if not callable(layer):
-            raise ConfigurationError(
-                f"middleware[{index}]",
-                f"must be a layer (async (call, call_next) -> result), got {type(layer).__name__}",
-            )
-    return tuple(middleware)
-
-
-def _check_catalog(catalog: Sequence[ToolEntry]) -> dict[str, ToolEntry]:
-    if isinstance(catalog, str | bytes) or not isinstance(catalog, Sequence | set | frozenset):
-        raise ConfigurationError("catalog", f"must be a list of tool entries, got {type(catalog).__name__}")
-    entries: dict[str, ToolEntry] = {}
-    for index, entry in enumerate(catalog):
-        name = getattr(entry, "name", None)
-        if not isinstance(name, str) or not callable(getattr(entry, "invoke", None)):
-            raise ConfigurationError(
-                f"catalog[{index}]",
-                f"must be a tool entry (ToolNode.get_tools() or @tool), got {type(entry).__name__}",
-            )
-        if name in entries:
-            raise ConfigurationError(f"catalog[{index}]", f"duplicate tool name {name!r}")
-        entries[name] = entry
-    return entries
-
-
-def _check_llm(llm: str | LLMClient) -> LLMClient:
-    if isinstance(llm, str):
-        if not llm.strip():
-            raise ConfigurationError("llm", "must be a model name or an LLM client, got an empty string")
-        return OpenAIChatClient(llm)
-    if not callable(getattr(llm, "complete", None)):
-        raise ConfigurationError(
-            "llm",
-            f"must be a model name or an object with async complete(messages, tools), got {type(llm).__name__}",
-        )
-    return llm
