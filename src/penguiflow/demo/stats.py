@@ -204,4 +204,8 @@ class Collector:
             peak_queued = max(peak_queued, limiter_row.queued)
             self._peaks[name] = (peak_in_flight, peak_queued)
             limiter_row.peak_in_flight, limiter_row.peak_queued = peak_in_flight, peak_queued
+            if limiter_row.adaptive:
+                # The limit is sampled (every 0.2 s) and an adaptive one moves between samples; a call is only
+                # admitted under the limit, so the limit reached at least the peak in flight, sampled or not.
+                limiter_row.high_limit = max(limiter_row.high_limit, peak_in_flight)
         return snap

@@ -107,7 +107,8 @@ def summary_table(snap: Snapshot) -> Table:
         title_justify="left",
         # Calls and attempts are different units (a call is attempted up to max_attempts times): each column
         # says which it counts.
-        caption="peak: most in flight/limit; queued: most waiting; p50/p95: queue wait\n"
+        caption="peak: most in flight/limit (adaptive: /the highest limit it reached); queued: most waiting; "
+        "p50/p95: queue wait\n"
         "calls ok/err: calls by outcome; re-sent, timed out: attempts",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
@@ -127,7 +128,9 @@ def summary_table(snap: Snapshot) -> Table:
             calls = f"{ok}/{snap.calls_of(row.name) - ok}"
         table.add_row(
             f"L{row.level} {row.name}",
-            f"{row.peak_in_flight}/{row.limit}",
+            # An adaptive limit moves: its peak is set against the highest limit it reached, not the current one
+            # (a peak of 5 over "2" reads as a broken limit when the limit was 8 at that time).
+            f"{row.peak_in_flight}/{row.high_limit if row.adaptive else row.limit}",
             str(row.peak_queued),
             _ms(row.wait.quantile(0.5)),
             _ms(row.wait.quantile(0.95)),
