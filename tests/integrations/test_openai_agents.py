@@ -225,7 +225,12 @@ async def test_an_mcp_servers_tool_calls_go_through_the_stack() -> None:
 
     source = unique_name("probe")
     stdio = MCPServerStdio(
-        params={"command": sys.executable, "args": [str(PROBE_SERVER)]}, cache_tools_list=True, name=source
+        params={"command": sys.executable, "args": [str(PROBE_SERVER)]},
+        cache_tools_list=True,
+        name=source,
+        # The SDK's read timeout (5 s by default) also bounds `initialize`, which waits for the server process
+        # to import fastmcp: a loaded machine took longer than that. The calls' own bounds are the stack's.
+        client_session_timeout_seconds=60,
     )
     async with wrap_mcp_server(stdio, record, ConcurrencyLimit(3, name=source)) as mcp_server:
         result, model = await run(
