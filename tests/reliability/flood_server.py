@@ -76,9 +76,14 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-if __name__ == "__main__":
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+def serve(handler: type[BaseHTTPRequestHandler]) -> None:
+    """Serve ``handler`` on a free port of 127.0.0.1, print the port, and serve until stdin closes."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(server.server_address[1], flush=True)
     sys.stdin.read()  # serve until the test closes our stdin (or dies)
+
+
+if __name__ == "__main__":
+    serve(Handler)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +22,22 @@ GARBAGE_COMMAND = (
     f"{shlex.quote(sys.executable)} {shlex.quote(str(Path(__file__).with_name('garbage_mcp_server.py')))}"
 )
 """The command line that starts the misbehaving MCP server of ``garbage_mcp_server.py`` over stdio."""
+
+
+@contextmanager
+def script_server(script: Path) -> Iterator[str]:
+    """Run the server ``script`` in its own process (so its buffers are not in the test's RSS); it prints its
+    port and serves until its stdin closes. Yields its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stdin.close()
+        process.wait(10)
 
 
 @dataclass

@@ -9,9 +9,6 @@ import asyncio
 import gc
 import json
 import logging
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,7 +27,8 @@ from penguiflow.errors import (
 from penguiflow.tools import AuthType, ExternalToolConfig, RetryPolicy, ToolNode, TransportType
 from penguiflow.tools.transports.http import OpenAPIError
 from penguiflow.tools.transports.http.schemas import MAX_DEFS
-from tests.reliability.servers import Route, ScriptedHttpServer
+from tests.reliability.servers import Route, ScriptedHttpServer, script_server
+from tests.support.memory import PeakRss
 
 MB = 1024 * 1024
 _ids = iter(range(10**6))
@@ -56,49 +54,10 @@ def _doc(paths: dict[str, Any], **extra: Any) -> dict[str, Any]:
 # --- bounded reads ------------------------------------------------------------------------------------------
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * 4096
-
-
-class PeakRss:
-    """The highest RSS seen (sampled every 2 ms in a thread) while the block runs, minus the RSS before."""
-
-    def __enter__(self) -> PeakRss:
-        self.base = _rss()
-        self.peak = self.base
-        self._stop = threading.Event()
-
-        def sample() -> None:
-            while not self._stop.wait(0.002):
-                self.peak = max(self.peak, _rss())
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.base
-
-
 @pytest.fixture(scope="module")
 def flood() -> Iterator[str]:
-    script = Path(__file__).with_name("flood_server.py")
-    process = subprocess.Popen(
-        [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    port = int(process.stdout.readline())
-    yield f"http://127.0.0.1:{port}"
-    assert process.stdin is not None
-    process.stdin.close()
-    process.wait(10)
+    with script_server(Path(__file__).with_name("flood_server.py")) as url:
+        yield url
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from penguiflow.errors import ConfigurationError
 from penguiflow.telemetry import names
 from penguiflow.tools.config import ExternalToolConfig
 from penguiflow.tools.transports.mcp import auth
+from penguiflow.tools.transports.mcp.bounded_http import bound_responses
 from penguiflow.tools.transports.mcp.command import StderrLog, split_command
 from penguiflow.tools.transports.mcp.stdio import BoundedStdioTransport
 
@@ -86,8 +87,9 @@ class Opening:
             self.stderr.spawned()
 
 
-def _http_factory(opening: Opening) -> Callable[..., httpx2.AsyncClient]:
-    """The SDK's HTTP client, with a hook noting a 401/403 (the status the SDK's error loses)."""
+def _http_factory(opening: Opening, limit: int) -> Callable[..., httpx2.AsyncClient]:
+    """The SDK's HTTP client, with a hook noting a 401/403 (the status the SDK's error loses), every answer read
+    within ``limit`` bytes (:mod:`~penguiflow.tools.transports.mcp.bounded_http`)."""
 
     async def on_response(response: httpx2.Response) -> None:
         # The last response decides: an OAuth flow answers a 401 with a token and a retried request.
@@ -102,7 +104,7 @@ def _http_factory(opening: Opening) -> Callable[..., httpx2.AsyncClient]:
         auth: httpx2.Auth | None = None,
         **_: Any,  # follow_redirects: left off, as by the SDK's own client (it follows same-origin redirects)
     ) -> httpx2.AsyncClient:
-        client = create_mcp_http_client(headers=headers, timeout=timeout, auth=auth)
+        client = bound_responses(create_mcp_http_client(headers=headers, timeout=timeout, auth=auth), limit)
         client.event_hooks.setdefault("response", []).append(on_response)
         return client
 
@@ -130,7 +132,7 @@ async def new_client(
             max_sse_event_size=config.max_response_bytes,
             headers=config.auth_headers(),
             auth=auth.provider(oauth, connection),
-            httpx_client_factory=_http_factory(opening),
+            httpx_client_factory=_http_factory(opening, config.max_response_bytes),
         )
         return Client(transport, init_timeout=init_timeout, **handlers)
     command, *args = split_command(connection)

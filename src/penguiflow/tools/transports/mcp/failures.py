@@ -34,6 +34,7 @@ from penguiflow.errors import (
     ToolNotFoundError,
     ToolResponseTooLargeError,
 )
+from penguiflow.tools.transports.mcp.bounded_http import TOO_LARGE
 
 __all__ = ["BROKEN", "Failures", "auth_error"]
 
@@ -58,6 +59,12 @@ BROKEN: Final = (
     httpx.TransportError,
     httpx2.TransportError,
 )
+
+
+def _too_large(message: str) -> int | None:
+    """The limit an answer went past, if ``message`` is the SDK's error for one."""
+    over = _SSE_TOO_LARGE.search(message) or TOO_LARGE.search(message)
+    return None if over is None else int(over.group(1))
 
 
 def auth_error(name: str, status: int, target: str, *, oauth: bool) -> ToolAuthenticationError:
@@ -104,13 +111,13 @@ class Failures:
                 limit=limit,
                 tool=name,
             ), True
-        if isinstance(exc, MCPError) and (over := _SSE_TOO_LARGE.search(exc.message)) is not None:
-            # The SDK's SSE reader refused an event over max_sse_event_size (our max_response_bytes): the
-            # answer to this request only; the session stays usable.
-            limit = int(over.group(1))
+        if isinstance(exc, MCPError) and (over := _too_large(exc.message)) is not None:
+            # The SDK's SSE reader refused an event over max_sse_event_size (our max_response_bytes), or our
+            # bounded HTTP client cut an answer short: this request's answer only; the session stays usable.
             return ToolResponseTooLargeError(
-                f"{name}: the MCP server sent a message longer than max_response_bytes={limit}; it was not read",
-                limit=limit,
+                f"{name}: the MCP server sent an answer longer than max_response_bytes={over}; the rest was not "
+                "read and its connection was dropped",
+                limit=over,
                 tool=name,
             ), False
         if self.auth_status is not None:
