@@ -340,3 +340,32 @@ async def test_the_github_validator_does_reject_wrong_bodies(github: Api) -> Non
     assert not json.loads(right.headers.get("sl-violations", "[]")), right.headers.get("sl-violations")
     # the gap the second judge closes (if a Prism upgrade closes it too, this line says so)
     assert unseen.status_code == 201 and not json.loads(unseen.headers.get("sl-violations", "[]"))
+
+
+async def test_a_stripe_file_given_as_bytes_is_accepted_by_both_judges(stripe: Api) -> None:
+    """A file given as ``bytes`` (not the base64 text the suite above generates) goes out as a file part that
+    Prism and openapi-core accept: ``POST /v1/files`` by the published document."""
+    judged: list[tuple[httpx.Request, list[dict[str, Any]]]] = []
+
+    async def record(response: httpx.Response) -> None:
+        violations = json.loads(response.headers.get("sl-violations", "[]"))
+        judged.append((response.request, [v for v in violations if v.get("severity") == "Error"]))
+
+    async with stripe.node() as node:
+        transport = node.transport
+        assert isinstance(transport, HttpTransport) and transport.client is not None
+        transport.client.event_hooks["response"].append(record)
+        arguments = {
+            "file": b"%PDF-1.4\n\x00\xff",
+            "purpose": "dispute_evidence",
+            "file_link_data": {"create": True},
+        }
+        await node.call("stripe.PostFiles", arguments)
+    [(request, violations)] = judged
+    assert not violations, violations
+    assert (
+        b'name="file"; filename="file"\r\nContent-Type: application/octet-stream\r\n\r\n%PDF-1.4\n\x00\xff'
+        in (request.content)
+    )
+    verdicts = await asyncio.to_thread(Judge(stripe.published).verdicts, [request], judge_quirks(stripe))
+    assert verdicts.judged == 1 and not verdicts.rejections, verdicts.rejections

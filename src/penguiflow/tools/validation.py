@@ -8,8 +8,9 @@ never reaches the network.
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from penguiflow.errors import ToolValidationError
@@ -18,7 +19,7 @@ from penguiflow.middleware.events import FlowEventLogger
 from penguiflow.registry import ModelRegistry
 from penguiflow.validators import plain_json
 
-__all__ = ["ValidateArguments", "with_validation"]
+__all__ = ["ValidateArguments", "base64_arguments", "with_validation"]
 
 
 class ValidateArguments:
@@ -27,6 +28,8 @@ class ValidateArguments:
     Tools the registry does not know pass unchecked: a registry shared by several nodes may be cleared by one.
     Arguments of a tool described by a JSON schema (an external source's) must also be JSON: a value JSON
     cannot carry (a set, an object, NaN) would otherwise fail in the transport, or be silently changed on the way.
+    ``bytes`` are the one exception: given for an argument whose schema says ``contentEncoding: base64`` (a file
+    of an HTTP API, a blob of an MCP tool), they are sent as that base64 text.
     """
 
     def __init__(self, registry: ModelRegistry) -> None:
@@ -35,13 +38,44 @@ class ValidateArguments:
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
         if call.tool in self.registry:
             await self.registry.prepare(call.tool)
+            schema = self.registry.model(call.tool) is None
+            if schema:
+                call.arguments = base64_arguments(self.registry.get(call.tool), call.arguments)
             call.arguments = self.registry.validate(call.tool, call.arguments)
-            if self.registry.model(call.tool) is None:
+            if schema:
                 _check_json(call.tool, call.arguments)
         return await call_next(call)
 
     def __repr__(self) -> str:
         return f"ValidateArguments({self.registry!r})"
+
+
+def base64_arguments(schema: Mapping[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    """``arguments`` with ``bytes`` (alone or in a list) turned into base64 text where ``schema`` says the
+    argument is base64 (``contentEncoding: base64``): JSON has no bytes, and that is how the schema asks for them."""
+    if not any(isinstance(v, bytes | bytearray | list) for v in arguments.values()):
+        return arguments  # the common case, decided without looking at the schema
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return arguments
+    converted = dict(arguments)
+    for name, value in arguments.items():
+        declared = properties.get(name)
+        if not isinstance(declared, Mapping):
+            continue
+        if isinstance(value, bytes | bytearray) and _base64(declared):
+            converted[name] = _text(value)
+        elif isinstance(value, list) and _base64(declared.get("items")):
+            converted[name] = [_text(v) if isinstance(v, bytes | bytearray) else v for v in value]
+    return converted
+
+
+def _base64(schema: Any) -> bool:
+    return isinstance(schema, Mapping) and schema.get("contentEncoding") == "base64"
+
+
+def _text(value: bytes | bytearray) -> str:
+    return base64.b64encode(value).decode("ascii")
 
 
 def _check_json(tool: str, arguments: dict[str, Any]) -> None:

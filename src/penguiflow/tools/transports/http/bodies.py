@@ -8,7 +8,8 @@ the specification defaults it (an object → JSON text, an array → its items r
 This is where fastmcp's director is wrong for Stripe: it ignores ``style`` and sends ``metadata`` as JSON text.
 
 Files in multipart bodies and ``application/octet-stream`` bodies are base64 strings in the arguments (the
-argument schema says ``contentEncoding: base64``): tool arguments are JSON, which has no bytes.
+argument schema says ``contentEncoding: base64``), or ``bytes``; each file is a part with a ``filename`` and its
+document's media type (:mod:`~penguiflow.tools.transports.http.files`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote_plus
 
+from penguiflow.tools.transports.http.files import OCTET_STREAM, is_file, part_type
 from penguiflow.tools.transports.http.operations import Body, Param
 from penguiflow.tools.transports.http.serialize import ArgumentError, deep_pairs, query_pairs, scalar
 
@@ -41,7 +43,7 @@ def encode_body(body: Body, value: Any) -> tuple[bytes, str]:
     if kind == "application/json" or kind.endswith("+json"):
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         return text.encode(), body.media_type
-    return _bytes("body", value), body.media_type if "*" not in kind else "application/octet-stream"
+    return _bytes("body", value), body.media_type if "*" not in kind else OCTET_STREAM
 
 
 def form_pairs(body: Body, value: Any) -> list[tuple[str, str]]:
@@ -97,8 +99,7 @@ def _multipart(body: Body, value: Any) -> tuple[bytes, str]:
             continue
         schema = body.properties.get(name)
         encoding = body.encoding.get(name)
-        content_type = encoding.get("contentType") if isinstance(encoding, Mapping) else None
-        if isinstance(encoding, Mapping) and encoding.get("style") == "deepObject" and not _is_file(schema):
+        if isinstance(encoding, Mapping) and encoding.get("style") == "deepObject" and not is_file(schema):
             # OAS 3.1 lets a multipart field take a style too: Stripe's file_link_data[create]=true parts
             for key, text in deep_pairs(name, item):
                 parts.append(
@@ -107,18 +108,19 @@ def _multipart(body: Body, value: Any) -> tuple[bytes, str]:
                     + b"\r\n"
                 )
             continue
-        for piece in item if isinstance(item, list) and not _is_file(schema) else [item]:
-            if _is_file(schema) or _is_file(_items(schema)):
+        for piece in item if isinstance(item, list) and not is_file(schema) else [item]:
+            if is_file(schema) or is_file(_items(schema)):
                 data = _bytes(name, piece)
+                media = part_type(encoding, schema if is_file(schema) else _items(schema))
                 header = (
                     f'Content-Disposition: form-data; name="{_quoted(name)}"; filename="{_quoted(name)}"\r\n'
-                    f"Content-Type: {content_type or 'application/octet-stream'}\r\n"
+                    f"Content-Type: {media or OCTET_STREAM}\r\n"
                 )
             elif isinstance(piece, dict | list):
                 data = json.dumps(piece, separators=(",", ":"), ensure_ascii=False).encode()
                 header = (
                     f'Content-Disposition: form-data; name="{_quoted(name)}"\r\n'
-                    f"Content-Type: {content_type or 'application/json'}\r\n"
+                    f"Content-Type: {part_type(encoding, None) or 'application/json'}\r\n"
                 )
             else:
                 data = scalar(piece).encode()
@@ -132,19 +134,13 @@ def _items(schema: Any) -> Any:
     return schema.get("items") if isinstance(schema, Mapping) else None
 
 
-def _is_file(schema: Any) -> bool:
-    return isinstance(schema, Mapping) and (
-        schema.get("format") in ("binary", "byte") or schema.get("contentEncoding") == "base64"
-    )
-
-
 def _quoted(name: str) -> str:
     return name.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
 
 
 def _bytes(name: str, value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
     if not isinstance(value, str):
         raise ArgumentError(f"argument {name!r} must be a base64 string (file contents)")
     try:

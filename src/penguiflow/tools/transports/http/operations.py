@@ -28,6 +28,7 @@ from typing import Any, Final, Literal
 
 from penguiflow.tools.transports.base import IDEMPOTENT_METHODS, ToolSpec
 from penguiflow.tools.transports.http.document import OpenAPIError, check_document
+from penguiflow.tools.transports.http.files import file_arguments
 from penguiflow.tools.transports.http.schemas import Schemas
 
 __all__ = ["MEDIA_PREFERENCE", "Body", "Operation", "Param", "ParseResult", "parse_openapi"]
@@ -337,6 +338,10 @@ class _Reader:
         declared = media.get("encoding")
         encoding: Mapping[str, Any] = declared if isinstance(declared, Mapping) else {}
         body_properties = shown.get("properties") if isinstance(shown, Mapping) else None
+        if _media_kind(media_type) == "multipart/form-data" and isinstance(body_properties, Mapping):
+            body_properties = file_arguments(body_properties, encoding)  # files as base64 arguments
+            if shown is schema:
+                schema = shown = {**schema, "properties": body_properties}
         flattenable = (
             isinstance(body_properties, Mapping)
             and shown.get("type", "object") == "object"
