@@ -13,8 +13,9 @@ director (no label/matrix/cookie styles, no nested ``deepObject``, form bodies t
 ``style`` — Stripe's ``metadata`` goes out as JSON text — and ``httpx2`` requests) are not.
 """
 
+from penguiflow.tools.transports.http.discovery import parse_openapi
 from penguiflow.tools.transports.http.document import OpenAPIError, load_document
-from penguiflow.tools.transports.http.operations import Body, Operation, Param, parse_openapi
+from penguiflow.tools.transports.http.operations import Body, Operation, Param
 from penguiflow.tools.transports.http.transport import MAX_REDIRECTS, HttpTransport
 
 __all__ = [

@@ -42,8 +42,9 @@ from penguiflow.tools.transports.base import CURRENT_CALL, ToolSpec
 from penguiflow.tools.transports.http import logs
 from penguiflow.tools.transports.http.auth import Credentials, origin
 from penguiflow.tools.transports.http.bodies import encode_body
+from penguiflow.tools.transports.http.discovery import _log, parse
 from penguiflow.tools.transports.http.document import load_document
-from penguiflow.tools.transports.http.operations import PLACEHOLDER, Operation, _log, parse
+from penguiflow.tools.transports.http.operations import PLACEHOLDER, Operation
 from penguiflow.tools.transports.http.responses import (
     ACCEPT_ENCODING,
     TooLarge,
