@@ -310,19 +310,31 @@ async def test_redis_stopped_mid_run_fails_closed_without_hanging(
     caplog.set_level(logging.WARNING, logger="penguiflow_middleware.redis")
     name = "mw-down-fail"
     other = RedisConcurrencyLimit(fresh_redis_server.url, "mw-down", 2, name="mw-down-other")
-    limiter = RedisConcurrencyLimit(fresh_redis_server.url, "mw-down", 2, name=name, poll_s=0.02)
+    # A cool-down longer than the test: the degraded gauge read at the end must not depend on how long a loaded
+    # machine took to get there (with the default 1 s it had expired and read 0).
+    limiter = RedisConcurrencyLimit(
+        fresh_redis_server.url, "mw-down", 2, name=name, poll_s=0.02, retry_redis_s=60.0
+    )
+    started, stopped = asyncio.Event(), asyncio.Event()
 
     async def work() -> str:
-        await asyncio.sleep(0.3)
+        started.set()
+        await stopped.wait()  # still running when Redis goes away, however slow the machine
         return "ok"
 
     tool = wrap(work, limiter, name="mw-down-fail.tool")
     held = await other.acquire()  # another process holds one of the two slots
     t0 = time.monotonic()
     tasks = [asyncio.create_task(tool()) for _ in range(3)]
-    await asyncio.sleep(0.1)  # this process: 1 running, 1 polling Redis, 1 in its local queue
+    await started.wait()
+    # this process: 1 running, 1 polling Redis, 1 in its local queue
+    for _ in range(500):
+        if (await limiter.snapshot()) == {"holders": 2, "waiting": 1}:
+            break
+        await asyncio.sleep(0.01)
     assert (await limiter.snapshot()) == {"holders": 2, "waiting": 1}
     await in_thread(fresh_redis_server.stop)
+    stopped.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert results.count("ok") == 1  # the running call finishes; its release fails quietly (lease expiry)
     errors = [r for r in results if isinstance(r, BaseException)]
