@@ -12,6 +12,9 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
+# A hang guard, not a speed claim: the adaptive smoke run takes ~22 s quiet, several times that under load.
+pytestmark = pytest.mark.timeout(300)
+
 # script → text its table prints, and a key its JSON holds
 EXPECTED = {
     "overhead": (["Telemetry OFF", "Telemetry ON", "default stack (4 layers)"], "targets"),

@@ -39,7 +39,9 @@ from tests.reliability.servers import Route, ScriptedHttpServer
 from tests.support.openapi_judge import Judge, Rejection, mutants
 from tests.support.openapi_mock import Prism, Unsatisfiable, example, published, trimmed
 
-pytestmark = pytest.mark.slow
+# A hang guard, not a speed claim: each every-operation test sends thousands of requests through Prism and then
+# judges them in-process (~25 s on a quiet 2-core machine, 74 s at load 12, over 120 s with two suites running).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def _sent(request: httpx.Request, where: str, name: str) -> bool:

@@ -194,7 +194,9 @@ async def test_200_calls_at_50_per_second_across_two_processes_take_4_seconds(
 # --- in one process: the semaphore ---------------------------------------------------------------------------
 async def test_slots_go_in_arrival_order_across_limiter_instances(redis_server: Any) -> None:
     # Each instance stands for one process; a process queues its own calls locally first, then on Redis.
-    limiters = [RedisConcurrencyLimit(redis_server.url, "mw-fifo", 1, poll_s=0.01) for _ in range(10)]
+    # poll_s 0.1: a waiter's ticket lives 2 s between heartbeats, and 9 waiters cost 90 round trips a second,
+    # not 900 (on a loaded machine a 10 ms poll could miss its 1 s heartbeat and lose its place).
+    limiters = [RedisConcurrencyLimit(redis_server.url, "mw-fifo", 1, poll_s=0.1) for _ in range(10)]
     first = await limiters[0].acquire()
     order: list[int] = []
 
@@ -207,7 +209,11 @@ async def test_slots_go_in_arrival_order_across_limiter_instances(redis_server: 
     tasks = []
     for i in range(1, 10):
         tasks.append(asyncio.create_task(take(i)))
-        await asyncio.sleep(0.02)  # each has queued its ticket before the next arrives
+        # each has queued its ticket on Redis before the next arrives: arrival order is known, not assumed
+        for _ in range(1000):
+            if (await limiters[0].snapshot())["waiting"] == i:
+                break
+            await asyncio.sleep(0.005)
     assert (await limiters[0].snapshot())["waiting"] == 9
     await first.release()
     await asyncio.gather(*tasks)
