@@ -37,7 +37,7 @@ def test_benchmark_runs_quick(name: str, tmp_path: Path) -> None:
         [sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=120,  # a hang guard, not a speed claim: two processes each start an MCP server
+        timeout=280,  # a hang guard, not a speed claim: two processes each start an MCP server
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
