@@ -6,12 +6,18 @@ buffer and splits lines as they come (linear); a line that grows past the limit 
 session is closed — the calls in flight fail with
 :class:`~penguiflow.errors.ToolResponseTooLargeError`, not retried — and the next call starts a fresh server.
 
+Between the pipes and the session, no task of its own where none is needed: a request is written into the
+server's stdin by the task that sends it (the SDK's client puts a memory stream and a writer task there, two
+more turns of the event loop per request), and a parsed message is handed to the session's reader directly
+when it is already waiting for one.
+
 The process handling (spawn in its own process group, the MCP shutdown sequence: close stdin, wait, signal the
 tree) is the SDK's, reused as it is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TextIO
@@ -63,7 +69,8 @@ class BoundedStdioTransport(ClientTransport):
             command=command, args=self.args, env=sdk.get_default_environment() | self.env, errlog=self.errlog
         )
         reader_send, read = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-        write, writer_receive = anyio.create_memory_object_stream[SessionMessage](0)
+        assert process.stdin is not None
+        write = _StdinWriter(process.stdin)
 
         async def read_stdout() -> None:
             assert process.stdout is not None
@@ -78,23 +85,18 @@ class BoundedStdioTransport(ClientTransport):
                         while (end := buffer.find(b"\n", start)) >= 0:
                             line = buffer[start:end].decode("utf-8", "replace")
                             start = end + 1
-                            await reader_send.send(sdk._parse_line(line))
+                            message = sdk._parse_line(line)
+                            try:  # the session's reader is usually waiting: no loop turn to hand it over
+                                reader_send.send_nowait(message)
+                            except anyio.WouldBlock:
+                                await reader_send.send(message)
                         del buffer[:start]
                         if len(buffer) > self.limit:
                             self.on_too_large(len(buffer))
                             return  # closing the read stream ends the session; the process is stopped below
 
-        async def write_stdin() -> None:
-            assert process.stdin is not None
-            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-                async with writer_receive:
-                    async for message in writer_receive:
-                        data = message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
-                        await process.stdin.send(data.encode())
-
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(read_stdout)
-            tasks.start_soon(write_stdin)
             try:
                 yield read, write
             finally:
@@ -103,3 +105,46 @@ class BoundedStdioTransport(ClientTransport):
                     await write.aclose()
                     await sdk._stop_server_process(process)
                 tasks.cancel_scope.cancel()
+
+
+class _StdinWriter:
+    """The session's write stream: each message goes into the server's stdin from the task that sends it.
+
+    A message is one ``write`` of a whole line, so concurrent senders never interleave. The pipe is written
+    through asyncio's ``StreamWriter`` under anyio's wrapper when there is one: anyio's ``send`` adds a
+    checkpoint before and a cancel-shielded one after (a turn of the event loop per request) that a write into
+    a pipe does not need; ``drain()`` still waits while the pipe is full. A closed or broken pipe raises
+    ``BrokenResourceError``, which the SDK's dispatcher turns into ``CONNECTION_CLOSED`` for that request;
+    after :meth:`aclose`, ``ClosedResourceError``.
+    """
+
+    def __init__(self, stdin: anyio.abc.ByteSendStream) -> None:
+        self._stdin = stdin
+        pipe = getattr(stdin, "_stream", None)  # anyio's StreamWriterWrapper; any other stream: its own send
+        self._pipe = pipe if isinstance(pipe, asyncio.StreamWriter) else None
+        self._closed = False
+
+    async def send(self, message: SessionMessage, /) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        data = message.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+        pipe = self._pipe
+        try:
+            if pipe is None:
+                await self._stdin.send(data)
+                return
+            if pipe.is_closing():
+                raise anyio.BrokenResourceError
+            pipe.write(data)
+            await pipe.drain()  # returns at once unless the pipe is full (or broke)
+        except (ConnectionError, RuntimeError, OSError) as exc:
+            raise anyio.BrokenResourceError from exc
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    async def __aenter__(self) -> _StdinWriter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -30,7 +30,7 @@ from penguiflow.tools.config import ExternalToolConfig
 from penguiflow.tools.hooks import ClientHooks
 from penguiflow.tools.transports.base import CURRENT_CALL, ToolSpec, safe_cause, shorten
 from penguiflow.tools.transports.mcp import connection as connections
-from penguiflow.tools.transports.mcp import operations
+from penguiflow.tools.transports.mcp import direct, operations
 from penguiflow.tools.transports.mcp.capabilities import Capabilities, callable_tools
 from penguiflow.tools.transports.mcp.command import StderrLog
 from penguiflow.tools.transports.mcp.content import result_value, tool_fields, wrapped_tools
@@ -217,7 +217,10 @@ class McpTransport:
         self._session_attributes(client)
         try:
             with own_spans(), self.notifications.call(CURRENT_CALL.get()) as on_progress:
-                result = await client.call_tool_mcp(tool, arguments, progress_handler=on_progress)
+                if direct.usable(client):  # see the direct module: fastmcp's layers add nothing here
+                    result = await direct.call_tool(client, tool, arguments, on_progress)
+                else:
+                    result = await client.call_tool_mcp(tool, arguments, progress_handler=on_progress)
         except Exception as exc:
             error = await self._failure(client, exc, name=name)
             cause = self._cause(error, exc)
