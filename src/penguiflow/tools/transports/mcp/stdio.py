@@ -23,10 +23,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TextIO
 
 import anyio
-from fastmcp.client.transports.base import ClientTransport, TransportOptions
+from fastmcp.client.transports.base import ClientTransport, TransportOptions, VersionAwareClientSession
 from mcp import ClientSession
 from mcp.client import stdio as sdk
 from mcp.shared.message import SessionMessage
+
+from penguiflow.tools.transports.mcp.session import LeanSession
 
 __all__ = ["BoundedStdioTransport"]
 
@@ -56,9 +58,12 @@ class BoundedStdioTransport(ClientTransport):
         self, *, transport_options: TransportOptions | None = None, **session_kwargs: Any
     ) -> AsyncIterator[ClientSession]:
         options = transport_options or TransportOptions()
+        session_class = options.session_class
+        if session_class is VersionAwareClientSession:  # fastmcp's default; a caller's own class stays
+            session_class = LeanSession
         async with (
             self._streams() as (read, write),
-            options.session_class(read, write, **session_kwargs) as session,
+            session_class(read, write, **session_kwargs) as session,
         ):
             yield session
 
