@@ -56,6 +56,10 @@ class McpTransport:
         self._secrets: tuple[str, ...] = ()  # the secrets resolved for the session (env, auth headers)
         self._target = connections.describe(config)  # also checks the command line, before anything runs
         self._network = connections.network_attributes(config)
+        # Built once, not per call: what every tools/call span gets, and what the open session adds to it.
+        self._call_attributes = {**self._network, names.MCP_METHOD_NAME: "tools/call"}
+        self._session_attrs: dict[str, Any] = {}
+        self._open_call_attributes = self._call_attributes  # both, in one update of the span
         self.notifications = Notifications(config.name, self._redact, self.hooks.progress_callback)
         self._capabilities = Capabilities(self.hooks, config.name, self.notifications.log)
         self.failures = Failures(config.name, self._target, self._redact, oauth=self.hooks.oauth is not None)
@@ -125,6 +129,8 @@ class McpTransport:
             cause = self._cause(error, exc)
         else:
             opening.on_auth_status = self._saw_auth_status
+            self._session_attrs = _session_attributes(client)
+            self._open_call_attributes = {**self._call_attributes, **self._session_attrs}
             self._client = client
             return client
         raise error from cause  # outside the except block: see safe_cause
@@ -178,13 +184,7 @@ class McpTransport:
         raise error from cause  # outside the except block: see safe_cause
 
     def _session_attributes(self, client: Client[Any]) -> None:
-        with contextlib.suppress(Exception):  # attributes are a nicety: never fail a call for them
-            set_attributes(
-                {
-                    names.MCP_SESSION_ID: client.transport.get_session_id(),
-                    names.MCP_PROTOCOL_VERSION: client.protocol_version,
-                }
-            )
+        set_attributes(self._session_attrs if client is self._client else _session_attributes(client))
 
     def _specs(self, tools: list[Tool]) -> list[ToolSpec]:
         self._wrapped = wrapped_tools(tools)
@@ -212,9 +212,13 @@ class McpTransport:
     # --- calls ---------------------------------------------------------------------------------------------
     async def call(self, tool: str, arguments: dict[str, Any]) -> Any:
         name = self._name(tool)
-        set_attributes({**self._network, names.MCP_METHOD_NAME: "tools/call"})
-        client = await self._session()
-        self._session_attributes(client)
+        client = self._client
+        if client is not None:
+            set_attributes(self._open_call_attributes)
+        else:
+            set_attributes(self._call_attributes)
+            client = await self._session()
+            self._session_attributes(client)
         try:
             with own_spans(), self.notifications.call(CURRENT_CALL.get()) as on_progress:
                 if direct.usable(client):  # see the direct module: fastmcp's layers add nothing here
@@ -262,6 +266,16 @@ class McpTransport:
         """``text`` with every configured secret masked, then shortened to one line (in this order: a secret
         cut in two by the shortening would no longer be recognised)."""
         return shorten(self.config.redact(text, also=self._secrets))
+
+
+def _session_attributes(client: Client[Any]) -> dict[str, Any]:
+    """The MCP conventions' attributes of an open session (fixed for its life: it is numbered at initialize)."""
+    with contextlib.suppress(Exception):  # attributes are a nicety: never fail a call for them
+        return {
+            names.MCP_SESSION_ID: client.transport.get_session_id(),
+            names.MCP_PROTOCOL_VERSION: client.protocol_version,
+        }
+    return {}
 
 
 async def _close_quietly(client: Client[Any]) -> None:
