@@ -670,10 +670,16 @@ def garbage_config(**overrides: Any) -> ExternalToolConfig:
     return ExternalToolConfig(**fields)
 
 
+# Only the "hang" case needs a short timeout; every other call gets one a loaded machine cannot outlast (with
+# 0.5 s for all, "boom" timed out before its error came back under load).
+HANG_TIMEOUT_S = 0.5
+
+
 @pytest.fixture
-async def in_process() -> AsyncIterator[ToolNode]:
+async def in_process(request: pytest.FixtureRequest) -> AsyncIterator[ToolNode]:
     garbage.calls.clear()
-    node = ToolNode(garbage_config(connection=garbage.server, timeout_s=0.5))
+    hang = getattr(request, "param", None) == "hang"
+    node = ToolNode(garbage_config(connection=garbage.server, timeout_s=HANG_TIMEOUT_S if hang else 30.0))
     async with node:
         yield node
 
@@ -709,7 +715,11 @@ IN_PROCESS_CASES: list[tuple[str, dict[str, Any], type[ToolError], str]] = [
 
 # The garbage server's own pydantic warns when it serializes the wrong type it was built to return.
 @pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
-@pytest.mark.parametrize(("tool_name", "arguments", "error", "message"), IN_PROCESS_CASES)
+@pytest.mark.parametrize(
+    ("in_process", "tool_name", "arguments", "error", "message"),
+    [(case[0], *case) for case in IN_PROCESS_CASES],
+    indirect=["in_process"],
+)
 async def test_in_process_mcp_server_garbage_is_typed(
     in_process: ToolNode, tool_name: str, arguments: dict[str, Any], error: type[ToolError], message: str
 ) -> None:
