@@ -10,6 +10,7 @@ got back.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,15 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from penguiflow.middleware import ConcurrencyLimit, Retry, RetryPolicy, Stack, Timeout, log_flow_events
+from penguiflow.middleware import (
+    ConcurrencyLimit,
+    Retry,
+    RetryPolicy,
+    Stack,
+    Timeout,
+    admission,
+    log_flow_events,
+)
 from penguiflow.middleware.stack import function_handler
 from penguiflow.telemetry import names
 from penguiflow.tools import ToolEntry
@@ -82,6 +91,8 @@ async def scenario(
     async def work(index: int) -> int:
         spec = specs[index]
         path = paths[index]
+        if index not in admitted:  # admitted at once, in this very step
+            admitted.append(index)
         probe.enter(path, (spec.run, spec.source, index))
         try:
             await asyncio.sleep((spec.duration_ms if spec.behaviour != "hang" else 1000) / 1000)
@@ -112,6 +123,21 @@ async def scenario(
     )
     flows = [object() for _ in runs]
     arrived: list[int] = []
+    # The order calls were admitted (got their slots): a call admitted at once is admitted where it starts; a
+    # waiting one the moment the core hands it its slots (admission.observer), which is one loop step before
+    # its task runs, so a call that finds room in that step may *start* first without taking its slot.
+    admitted: list[int] = []
+    waiting_call: dict[admission.Waiter, int] = {}
+    current = contextvars.ContextVar[int]("current")
+    enqueue = admission.enqueue
+
+    def enqueue_of_call(*args: Any) -> admission.Waiter:
+        waiter = enqueue(*args)
+        waiting_call[waiter] = current.get()
+        return waiter
+
+    def observe(waiter: admission.Waiter, _path: object) -> None:
+        admitted.append(waiting_call[waiter])
 
     async def one(index: int) -> Any:
         spec = specs[index]
@@ -120,6 +146,7 @@ async def scenario(
         own = () if spec.source is None else (sources[spec.source % len(sources)],)
         paths[index] = caller_limits(spec) + own
         arrived.append(index)  # nothing suspends between here and the admission point
+        current.set(index)
         return await entry.invoke({"index": index}, limits=caller_limits(spec), flow=flows[spec.run])
 
     if not sources:  # no tool source drawn: every call is native
@@ -132,15 +159,22 @@ async def scenario(
     for task, spec in zip(tasks, specs, strict=True):
         if spec.cancel_after_ms is not None:
             loop.call_later((spec.at_ms + spec.cancel_after_ms) / 1000, task.cancel)
-    results = await asyncio.gather(*tasks, return_exceptions=True)
+    admission.enqueue, admission.observer = enqueue_of_call, observe  # type: ignore[assignment]
+    try:
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        admission.enqueue, admission.observer = enqueue, None
 
-    # Calls of one run to one source started in the order they arrived.
+    # Calls of one run to one source were admitted in the order they arrived, and every call that ran was
+    # admitted first.
     arrival = {index: position for position, index in enumerate(arrived)}
+    group_of = {index: (specs[index].run, specs[index].source) for index in arrival}
+    assert {index for _, _, index in probe.starts} <= set(admitted)
     by_group: dict[tuple[int, int | None], list[int]] = {}
-    for run, source, index in probe.starts:
-        by_group.setdefault((run, source), []).append(index)
-    for group, started in by_group.items():
-        assert [arrival[i] for i in started] == sorted(arrival[i] for i in started), group
+    for index in admitted:
+        by_group.setdefault(group_of[index], []).append(index)
+    for group, order in by_group.items():
+        assert [arrival[i] for i in order] == sorted(arrival[i] for i in order), group
     # Afterwards: every limiter idle, as its attributes and its gauges say.
     for limiter in limiters:
         assert (limiter.in_flight, limiter.queued, limiter.waiting) == (0, 0, 0), limiter

@@ -246,16 +246,20 @@ async def test_the_deadline_bounds_attempts_and_waits_together() -> None:
         max_attempts=50, wait_exponential_min_s=0.001, wait_exponential_max_s=0.001, deadline_s=0.1
     )
     started = time.perf_counter()
-    with pytest.raises(DeadlineExceededError) as info:
+    # Either way the deadline ends the call: it falls during an attempt (DeadlineExceededError, a timeout), or a
+    # back-off would end past it, which is not slept (the last error, at once). Which one depends on how fast
+    # this machine runs the attempts; on a loaded one the second is common.
+    with pytest.raises((DeadlineExceededError, ToolServerError)) as info:
         await Stack(slow_failure, [Retry(policy)])(Call(tool, {}))
     elapsed = time.perf_counter() - started
-    assert isinstance(info.value, TimeoutError)
-    assert 0.09 <= elapsed < 2.0  # ends at the deadline, not after 50 attempts
+    assert elapsed < 2.0  # ends at the deadline, not after 50 attempts
     assert 1 <= len(attempts) <= 5
-    assert (
-        otel.histogram_count(names.TOOL_DURATION, **{names.GEN_AI_TOOL_NAME: tool, names.OUTCOME: "timeout"})
-        == 1
-    )
+    outcome = "timeout" if isinstance(info.value, DeadlineExceededError) else "error"
+    if outcome == "timeout":
+        assert isinstance(info.value, TimeoutError) and elapsed >= 0.09
+    duration = {names.GEN_AI_TOOL_NAME: tool}
+    assert otel.histogram_count(names.TOOL_DURATION, **duration, **{names.OUTCOME: outcome}) == 1
+    assert otel.histogram_count(names.TOOL_DURATION, **duration) == 1
 
 
 # --- cancellation ---------------------------------------------------------------------------------------------
