@@ -362,7 +362,8 @@ async def test_redis_stopped_mid_run_fails_closed_without_hanging(
 
 async def test_redis_stopped_mid_run_falls_back_to_a_local_limit(fresh_redis_server: Any) -> None:
     name = "mw-down-local"
-    limiter = RedisConcurrencyLimit(  # a cool-down longer than the test, as above: the gauge is read at the end
+    # A cool-down longer than the test, as above: the degraded gauge is read at the end.
+    limiter = RedisConcurrencyLimit(
         fresh_redis_server.url, "mw-down", 2, name=name, poll_s=0.02, on_redis_error="local", retry_redis_s=60.0
     )
     running = peak = 0
