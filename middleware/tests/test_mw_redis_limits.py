@@ -364,7 +364,13 @@ async def test_redis_stopped_mid_run_falls_back_to_a_local_limit(fresh_redis_ser
     name = "mw-down-local"
     # A cool-down longer than the test, as above: the degraded gauge is read at the end.
     limiter = RedisConcurrencyLimit(
-        fresh_redis_server.url, "mw-down", 2, name=name, poll_s=0.02, on_redis_error="local", retry_redis_s=60.0
+        fresh_redis_server.url,
+        "mw-down",
+        2,
+        name=name,
+        poll_s=0.02,
+        on_redis_error="local",
+        retry_redis_s=60.0,
     )
     running = peak = 0
 
