@@ -4,6 +4,7 @@ the numbers of a smoke run on a shared machine mean nothing, only that the scrip
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,26 @@ def test_benchmark_runs_quick(name: str, tmp_path: Path) -> None:
     assert document["machine"]["nproc"] >= 1
     assert document["machine"]["python"]
     assert document[key]
+
+
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None, reason="valgrind not installed (apt-get install valgrind)"
+)
+def test_overhead_counts_instructions(tmp_path: Path) -> None:
+    out = tmp_path / "overhead_instructions.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "overhead.py"), "--instructions", "20", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,  # a hang guard: under callgrind a process runs ~50x slower
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = json.loads(out.read_text())
+    assert (
+        payload["on"]["default stack (4 layers)"]
+        > payload["on"]["SDK calls of our stack only (no layers)"]
+        > 0
+    )
+    assert payload["off"]["default stack (4 layers)"] > payload["off"]["wrap(), no layer"] > 0
+    assert "telemetry_on_vs_sdk_floor" in payload["ratios"]

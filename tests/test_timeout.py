@@ -185,3 +185,87 @@ async def test_a_tool_that_blocks_the_loop_past_its_timeout_is_logged(
     with caplog.at_level(logging.WARNING, logger="penguiflow.middleware.timeout"):
         assert await wrap(blocking, Timeout(0.05), name=unique("timeout.block"))() == "done"
     assert any("the event loop was blocked" in r.getMessage() for r in caplog.records)
+
+
+async def test_one_layer_times_out_each_of_many_concurrent_attempts_at_its_own_deadline() -> None:
+    # One timer per layer serves every attempt through it: attempts that finish early must not keep a later
+    # one from timing out, nor make an early one fire late; the loop holds one timer for the layer, not one
+    # per attempt.
+    layer = Timeout(0.05)
+    loop = asyncio.get_running_loop()
+    scheduled_before = len(loop._scheduled)  # type: ignore[attr-defined]
+
+    async def run(i: int) -> str:
+        await asyncio.sleep(0.01 if i % 2 else 5)
+        return "done"
+
+    stack = Stack(lambda call: run(call.arguments["i"]), [layer])
+    started = time.monotonic()
+    tasks = [asyncio.create_task(stack(Call(unique("timeout.many"), {"i": i}))) for i in range(20)]
+    await asyncio.sleep(0)
+    assert len(loop._scheduled) - scheduled_before <= 1 + 20  # type: ignore[attr-defined]  # the sleeps + ours
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    elapsed = time.monotonic() - started
+    for i, result in enumerate(results):
+        if i % 2:
+            assert result == "done", (i, result)
+        else:
+            assert isinstance(result, ToolTimeoutError), (i, result)
+    assert elapsed < 2.0  # each slow attempt ended at its 50 ms deadline, not after its 5 s sleep
+    deadlines = layer._deadlines
+    assert deadlines is not None and deadlines.live == 0
+
+
+async def test_a_layer_used_from_two_event_loops_times_out_on_each() -> None:
+    layer = Timeout(0.02)
+
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    wrapped = wrap(slow, layer, name=unique("timeout.loops"))
+
+    def in_new_loop() -> BaseException | None:
+        try:
+            asyncio.run(wrapped())
+        except BaseException as exc:
+            return exc
+        return None
+
+    with pytest.raises(ToolTimeoutError):
+        await wrapped()
+    other = await asyncio.to_thread(in_new_loop)  # another loop, in another thread, same layer
+    assert isinstance(other, ToolTimeoutError)
+    with pytest.raises(ToolTimeoutError):
+        await wrapped()
+
+
+async def test_finished_attempts_behind_a_long_one_do_not_pile_up() -> None:
+    # A long-running attempt at the head of the layer's queue: thousands of short ones finishing behind it
+    # must not all stay queued until it ends (the queue is compacted).
+    layer = Timeout(30)
+    release = asyncio.Event()
+
+    async def long() -> None:
+        await release.wait()
+
+    async def short() -> None:
+        return None
+
+    long_call = asyncio.create_task(wrap(long, layer, name=unique("timeout.head"))())
+    await asyncio.sleep(0)
+    fast = wrap(short, layer, name=unique("timeout.short"))
+    for _ in range(5000):
+        await fast()
+    deadlines = layer._deadlines
+    assert deadlines is not None
+    assert len(deadlines.queue) < 300, len(deadlines.queue)
+    release.set()
+    await long_call
+    assert deadlines.live == 0
+
+
+def test_seconds_is_read_only() -> None:
+    layer = Timeout(1.5)
+    assert layer.seconds == 1.5
+    with pytest.raises(AttributeError):
+        layer.seconds = 2  # type: ignore[misc]

@@ -195,15 +195,17 @@ def withdraw(waiter: Waiter) -> None:
 
 def release(path: Path) -> None:
     """Give back the slots of one admitted call; the waiters those slots let in are admitted at once."""
+    # ``_waiting`` first: a limiter no waiting call's path includes has nothing parked at it, and the int test
+    # spares the uncontended release two calls of ``Parking.__bool__`` per limiter.
     for limiter in path:
         if limiter._in_flight <= 0:
             raise RuntimeError(f"ConcurrencyLimit {limiter.name!r}: release() without a matching acquire()")
-        if limiter._parking:
+        if limiter._waiting and limiter._parking:
             _check_release_loop(limiter)
     for limiter in path:
         limiter._in_flight -= 1
     for index, limiter in enumerate(path):
-        if limiter._parking:
+        if limiter._waiting and limiter._parking:
             later = path[index + 1 :]
             _pull(limiter, later)
             grant(limiter, later)

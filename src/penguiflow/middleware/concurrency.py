@@ -82,6 +82,7 @@ class ConcurrencyLimit:
             global _observers
             _observers += 1  # while none exists, calls skip looking for one
         self._wait_attributes: dict[tuple[bool, str | None, bool], dict[str, Any]] = {}
+        self._free_attributes = self._attributes(False, None)
         instruments.register_limiter(self)
 
     # --- what the gauges and users read ---------------------------------------------------------------
@@ -209,8 +210,7 @@ class ConcurrencyLimit:
         if try_admit(path):
             telemetry = instruments.current()
             if telemetry is not None and telemetry.metrics is not None:
-                for limiter in path:
-                    telemetry.metrics.record(names.LIMITER_WAIT, 0.0, limiter._attributes(False, call.flow))
+                _record_no_wait(telemetry.metrics, path, call.flow)
         else:
             await _wait(path, call, loop)
         if joint:
@@ -254,11 +254,20 @@ async def acquire_path(path: Path, call: Call | None) -> float:
     if try_admit(path):
         telemetry = instruments.current()
         if telemetry is not None and telemetry.metrics is not None:
-            flow = call.flow if call is not None else None
-            for limiter in path:
-                telemetry.metrics.record(names.LIMITER_WAIT, 0.0, limiter._attributes(False, flow))
+            _record_no_wait(telemetry.metrics, path, call.flow if call is not None else None)
         return 0.0
     return await _wait(path, call, loop)
+
+
+def _record_no_wait(metrics: instruments.Metrics, path: Path, flow: Hashable) -> None:
+    """The wait sample (0 s, not waited) of a call admitted at once, at every limiter of its path."""
+    record = metrics.limiter_wait.record
+    for limiter in path:
+        # A FIFO limiter (or an unnamed flow) labels every such sample alike: its attributes are built once.
+        if flow is None or not limiter._parking.fair:
+            record(0.0, limiter._free_attributes)
+        else:
+            record(0.0, limiter._attributes(False, flow))
 
 
 async def _wait(path: Path, call: Call | None, loop: asyncio.AbstractEventLoop) -> float:

@@ -138,8 +138,11 @@ class FlowEventLogger:
             return await self._nested(call, call_next)
         call.listeners.append(self.on_event)
         start = time.perf_counter()
+        # Whether anyone reads the happy path's events, asked once: node_success's level (INFO) is above
+        # node_start's (DEBUG), so if it is not logged neither is node_start.
+        happy = self._wanted(call, NODE_SUCCESS)
         try:
-            if self._wanted(call, NODE_START):
+            if happy and self._wanted(call, NODE_START):
                 emit(call, None, NODE_START, 0.0)
             try:
                 result = await call_next(call)
@@ -149,7 +152,7 @@ class FlowEventLogger:
             except Exception as exc:
                 emit(call, None, NODE_ERROR, (time.perf_counter() - start) * 1000, error=exc)
                 raise
-            if self._wanted(call, NODE_SUCCESS):
+            if happy or len(call.listeners) > 1:  # or someone subscribed while it ran
                 emit(call, None, NODE_SUCCESS, (time.perf_counter() - start) * 1000)
             return result
         finally:

@@ -15,14 +15,19 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import StatusCode
 
 from penguiflow.errors import LimiterRejectedError
 from penguiflow.middleware.call import Call, CallNext, Handler, Middleware
 from penguiflow.middleware.concurrency import place_admission
 from penguiflow.middleware.failures import classify
 from penguiflow.telemetry import instruments, names
-from penguiflow.telemetry.bounds import bounded
+from penguiflow.telemetry.bounds import MAX_OWN_VALUE_CHARS, bounded
+
+# Per tool of a stack: its span name, its span attributes but the call id, its metric attributes on success.
+_Named = tuple[str, dict[str, Any], dict[str, Any]]
+# Tools whose names and attributes a stack keeps built (a catalog is far smaller; this bounds misuse).
+_MAX_NAMED = 1024
 
 
 def _bind(layer: Middleware, call_next: CallNext) -> CallNext:
@@ -60,7 +65,8 @@ class Stack:
         # The engine, not the layers, decides where the caller's limits are admitted (see place_admission).
         chained, self._point = place_admission(self.layers)
         self._entry = chain(handler, chained)
-        self._attributes: dict[tuple[str, str | None, str, str | None], dict[str, Any]] = {}
+        self._named: dict[tuple[str, str | None], _Named] = {}
+        self._attributes: dict[tuple[str, str | None, str, str], dict[str, Any]] = {}
 
     def __call__(self, call: Call) -> Awaitable[Any]:
         # A plain function returning the awaitable, not a coroutine of its own: a queued call then holds one
@@ -81,18 +87,17 @@ class Stack:
     async def _traced(self, call: Call, telemetry: instruments.Telemetry) -> Any:
         start = time.perf_counter()
         span = token = None
+        tool = call.tool
+        named = self._named.get((tool, call.source))
+        if named is None:
+            named = self._name(call)
         if telemetry.tracer is not None:
-            tool = bounded(call.tool)  # a server chose the name, an LLM the id: either may be huge
+            call_id = call.call_id
+            if len(call_id) > MAX_OWN_VALUE_CHARS:
+                call_id = bounded(call_id)  # an LLM chose it: it may be huge
+            # Kind INTERNAL, the default.
             span = telemetry.tracer.start_span(
-                names.SPAN_EXECUTE_TOOL.format(tool=tool),
-                kind=SpanKind.INTERNAL,
-                attributes={
-                    names.GEN_AI_OPERATION_NAME: names.OPERATION_EXECUTE_TOOL,
-                    names.GEN_AI_TOOL_NAME: tool,
-                    names.GEN_AI_TOOL_CALL_ID: bounded(call.call_id),
-                    names.GEN_AI_TOOL_TYPE: self.tool_type,
-                    names.TOOL_SOURCE: call.source or "",
-                },
+                named[0], attributes={**named[1], names.GEN_AI_TOOL_CALL_ID: call_id}
             )
             token = otel_context.attach(trace.set_span_in_context(span))
         outcome: names.Outcome = "success"
@@ -115,22 +120,45 @@ class Stack:
                     span.set_status(StatusCode.ERROR, error_type)
                 span.end()
             if telemetry.metrics is not None:
-                attributes = self._metric_attributes(call, outcome, error_type)
                 # One record per call: the histogram's count is the call counter by outcome (the OpenTelemetry
                 # convention), so a separate counter would double the per-call metric cost for nothing.
-                telemetry.metrics.record(names.TOOL_DURATION, time.perf_counter() - start, attributes)
+                attributes = (
+                    named[2] if error_type is None else self._failure_attributes(call, outcome, error_type)
+                )
+                telemetry.metrics.tool_duration.record(time.perf_counter() - start, attributes)
 
-    def _metric_attributes(self, call: Call, outcome: str, error_type: str | None) -> dict[str, Any]:
+    def _name(self, call: Call) -> _Named:
+        """The span name, span attributes (but the call id) and success metric attributes of a tool, built
+        once: they are the same for every call of it."""
+        if len(self._named) >= _MAX_NAMED:
+            self._named.clear()  # a stack serves a catalog; this only bounds a caller inventing names
+        tool = bounded(call.tool)  # a server chose the name: it may be huge
+        source = call.source or ""
+        named = (
+            names.SPAN_EXECUTE_TOOL.format(tool=tool),
+            {
+                names.GEN_AI_OPERATION_NAME: names.OPERATION_EXECUTE_TOOL,
+                names.GEN_AI_TOOL_NAME: tool,
+                names.GEN_AI_TOOL_TYPE: self.tool_type,
+                names.TOOL_SOURCE: source,
+            },
+            {names.GEN_AI_TOOL_NAME: tool, names.TOOL_SOURCE: source, names.OUTCOME: "success"},
+        )
+        self._named[(call.tool, call.source)] = named
+        return named
+
+    def _failure_attributes(self, call: Call, outcome: str, error_type: str) -> dict[str, Any]:
         key = (call.tool, call.source, outcome, error_type)
         attributes = self._attributes.get(key)
         if attributes is None:
+            if len(self._attributes) >= _MAX_NAMED:
+                self._attributes.clear()
             attributes = {
                 names.GEN_AI_TOOL_NAME: bounded(call.tool),
                 names.TOOL_SOURCE: call.source or "",
                 names.OUTCOME: outcome,
+                names.ERROR_TYPE: error_type,
             }
-            if error_type is not None:
-                attributes[names.ERROR_TYPE] = error_type
             self._attributes[key] = attributes
         return attributes
 

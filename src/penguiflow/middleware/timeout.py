@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
+from collections import deque
 from typing import Any
 
 from opentelemetry import trace
@@ -25,6 +27,8 @@ from penguiflow.telemetry.bounds import bounded
 _log = logging.getLogger(__name__)
 # Finishing just as the timer falls due is a race, not a blocked loop: only a clear overrun is reported.
 _BLOCKED_MARGIN_S = 0.1
+# Finished attempts a layer's queue may hold behind a long-running one before it is compacted.
+_COMPACT_AT = 64
 
 
 class Timeout:
@@ -33,20 +37,41 @@ class Timeout:
     """
 
     def __init__(self, seconds: float, *, latency_callback: LatencyCallback | None = None) -> None:
-        self.seconds = check_seconds(seconds, "seconds")
+        self._seconds = check_seconds(seconds, "seconds")
         self.latency_callback = latency_callback
+        self._deadlines: _Deadlines | None = None  # of the loop that used the layer last
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def seconds(self) -> float:
+        # Read-only: the layer's deadlines are kept in arrival order, which one fixed bound guarantees.
+        return self._seconds
 
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
         # ``asyncio.timeout`` costs ~4 µs a call (an async context manager and its bookkeeping), most of the
-        # default stack's overhead; the same protocol by hand — one timer that cancels this task, then
-        # ``uncancel`` to tell our cancellation from anyone else's — costs under 1 µs.
+        # default stack's overhead; the same protocol by hand — cancel this task at the deadline, then
+        # ``uncancel`` to tell our cancellation from anyone else's — costs far less. Every attempt through this
+        # layer has the same bound, so deadlines fall due in arrival order: one timer per layer and loop (for
+        # the oldest running attempt) replaces a timer per call, whose creation, cancellation and purge from
+        # the loop's heap cost more than the rest of the layer.
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - a layer always runs inside a task
             raise RuntimeError("Timeout must run inside an asyncio task")
         loop = task.get_loop()
+        deadlines = self._deadlines
+        if deadlines is None or deadlines.loop is not loop:
+            deadlines = self._deadlines_of(loop)
         start = loop.time()
-        expiry = _Expiry(task)
-        handle = loop.call_at(start + self.seconds, expiry.fire)
+        expiry = _Expiry(task, start + self._seconds)
+        queue = deadlines.queue
+        if (queue and queue[0].task is None) or len(queue) > _COMPACT_AT:
+            deadlines.trim()
+        queue.append(expiry)
+        deadlines.live += 1
+        if deadlines.timer is None:
+            deadlines.timer = loop.call_at(expiry.deadline, deadlines.fire)
         try:
             return await call_next(call)
         except asyncio.CancelledError:
@@ -56,18 +81,26 @@ class Timeout:
                 expiry.fired = False
                 if task.uncancel() <= expiry.cancelling:
                     self._report(call, (loop.time() - start) * 1000)
-                    raise ToolTimeoutError(call.tool, self.seconds) from None
+                    raise ToolTimeoutError(call.tool, self._seconds) from None
             raise
         finally:
-            handle.cancel()
+            expiry.task = None  # done: the timer skips it (and the task is not kept alive by the queue)
+            deadlines.live -= 1
             if expiry.fired:  # the tool swallowed our cancellation: withdraw it all the same
                 task.uncancel()
                 self._overran(call, loop.time() - start, "ignored the cancellation of its timeout")
-            elif loop.time() - start > self.seconds + _BLOCKED_MARGIN_S:
+            elif loop.time() - start > self._seconds + _BLOCKED_MARGIN_S:
                 # Our timer was due long ago but could not fire: something held the loop, likely this tool.
                 self._overran(
                     call, loop.time() - start, "returned late: the event loop was blocked (by this tool?)"
                 )
+
+    def _deadlines_of(self, loop: asyncio.AbstractEventLoop) -> _Deadlines:
+        deadlines = self._by_loop.get(loop)
+        if deadlines is None:
+            deadlines = self._by_loop[loop] = _Deadlines(loop)
+        self._deadlines = deadlines
+        return deadlines
 
     def _overran(self, call: Call, elapsed: float, how: str) -> None:
         _log.warning(
@@ -75,8 +108,8 @@ class Timeout:
             call.tool,
             how,
             elapsed,
-            self.seconds,
-            extra={"tool": call.tool, "timeout_s": self.seconds, "elapsed_s": round(elapsed, 3)},
+            self._seconds,
+            extra={"tool": call.tool, "timeout_s": self._seconds, "elapsed_s": round(elapsed, 3)},
         )
 
     def _report(self, call: Call, latency_ms: float) -> None:
@@ -89,22 +122,65 @@ class Timeout:
                     {names.GEN_AI_TOOL_NAME: bounded(call.tool), names.TOOL_SOURCE: call.source or ""},
                 )
             trace.get_current_span().add_event(
-                names.EVENT_TIMEOUT, {names.TIMEOUT_S: self.seconds, names.ATTEMPT: call.attempt}
+                names.EVENT_TIMEOUT, {names.TIMEOUT_S: self._seconds, names.ATTEMPT: call.attempt}
             )
-        emit(call, self.latency_callback, NODE_TIMEOUT, latency_ms, timeout_s=self.seconds)
+        emit(call, self.latency_callback, NODE_TIMEOUT, latency_ms, timeout_s=self._seconds)
 
 
 class _Expiry:
-    """The timer's callback: cancels the task once and remembers it did (``__slots__``: one per call)."""
+    """One attempt's deadline: cancels its task once and remembers it did (``__slots__``: one per call).
+    ``task`` is ``None`` once the attempt is over."""
 
-    __slots__ = ("cancelling", "fired", "task")
+    __slots__ = ("cancelling", "deadline", "fired", "task")
 
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
+    def __init__(self, task: asyncio.Task[Any], deadline: float) -> None:
+        self.task: asyncio.Task[Any] | None = task
+        self.deadline = deadline
         self.cancelling = task.cancelling()
         self.fired = False
 
     def fire(self) -> None:
-        if not self.task.done():
+        task = self.task
+        if task is not None and not task.done():
             self.fired = True
-            self.task.cancel()
+            task.cancel()
+
+
+class _Deadlines:
+    """The running attempts of one ``Timeout`` layer on one loop, oldest (first due) first, and the one timer
+    that waits for the oldest. A finished attempt stays queued until it reaches the head or the queue is
+    compacted (when finished ones are most of it), so that finishing costs no search."""
+
+    __slots__ = ("live", "loop", "queue", "timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: deque[_Expiry] = deque()
+        self.live = 0  # attempts queued and not finished
+        self.timer: asyncio.TimerHandle | None = None
+
+    def trim(self) -> None:
+        """Drop finished attempts from the head; compact the queue when finished ones are most of it. The
+        queue object stays the same (the caller appends to it next)."""
+        queue = self.queue
+        while queue and queue[0].task is None:
+            queue.popleft()
+        if len(queue) > _COMPACT_AT and len(queue) > 4 * self.live:
+            running = [expiry for expiry in queue if expiry.task is not None]
+            queue.clear()
+            queue.extend(running)
+
+    def fire(self) -> None:
+        self.timer = None
+        queue = self.queue
+        now = self.loop.time()
+        while queue:
+            head = queue[0]
+            if head.task is None:
+                queue.popleft()
+            elif head.deadline <= now:
+                queue.popleft()
+                head.fire()
+            else:
+                self.timer = self.loop.call_at(head.deadline, self.fire)
+                return

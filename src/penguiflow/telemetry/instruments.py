@@ -160,6 +160,9 @@ class Metrics:
 
     def __init__(self, meter: Meter) -> None:
         self.histograms, self.counters = create_instruments(meter, names.METRICS, _gauge_callback)
+        # The two histograms every call records to, held directly: no lookup by name on the hot path.
+        self.tool_duration = self.histograms[names.TOOL_DURATION]
+        self.limiter_wait = self.histograms[names.LIMITER_WAIT]
 
     def record(self, name: str, value: float, attributes: Mapping[str, Any]) -> None:
         self.histograms[name].record(value, attributes)
@@ -196,8 +199,14 @@ _FAST_NONE = (
 def current() -> Telemetry | None:
     """The telemetry to record to now, or ``None`` when the application installed no SDK provider."""
     global _cache
-    if _FAST_NONE and _trace_api._TRACER_PROVIDER is None and _metrics_api._METER_PROVIDER is None:
-        return None
+    if _FAST_NONE:
+        # Called several times per call: the providers in force are read from the API's globals, and while
+        # they are the ones the cache was built for (the application set them once), that is all it costs.
+        tracer_set, meter_set = _trace_api._TRACER_PROVIDER, _metrics_api._METER_PROVIDER
+        if tracer_set is None and meter_set is None:
+            return None
+        if tracer_set is _cache[0] and meter_set is _cache[1]:
+            return _cache[2]
     tracer_provider = trace.get_tracer_provider()
     meter_provider = metrics.get_meter_provider()
     cached_tp, cached_mp, cached = _cache
