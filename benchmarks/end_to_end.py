@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import _bench
+import _instructions
 
 TARGETS = {"off": 0.05, "on": 0.15}
 WORKERS = (1, 10)
@@ -183,6 +184,38 @@ async def child_main(mode: str, url: str, rounds: int, calls: int) -> dict[str, 
     return results
 
 
+def child_instructions(mode: str, url: str, calls: int) -> None:
+    """Under callgrind: HTTP, ours then bare, ``calls`` sequential calls each in a region of its own (after a
+    warm-up outside the regions). The server is another process: only the client's instructions count."""
+    if mode == "on":
+        _bench.install_sdk()
+    loop = asyncio.new_event_loop()  # not running: each region runs its batch to completion on it
+    pair = http_pair(url)
+    ours, bare = loop.run_until_complete(pair.__aenter__())
+    for caller in (ours, bare):
+        loop.run_until_complete(batch(caller, max(10, calls // 5), 1))
+    for caller in (ours, bare):
+        _instructions.region(lambda c=caller: loop.run_until_complete(batch(c, calls, 1)))  # type: ignore[misc]
+    loop.run_until_complete(pair.__aexit__(None, None, None))
+    loop.close()
+
+
+def count_instructions(url: str, calls: int) -> dict[str, dict[str, float]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(mode: str) -> dict[str, float]:
+        argv = [sys.executable, __file__, "--child-instructions", mode, "--url", url, "--calls", str(calls)]
+        counts, done = _instructions.count(argv)
+        if done.returncode != 0 or len(counts) != 2:
+            raise RuntimeError(f"callgrind child ({mode}): exit {done.returncode}: {done.stderr[-800:]}")
+        ours, bare = _instructions.per_call(counts, calls)
+        return {"ours": ours, "bare": bare, "extra": ours - bare, "share": (ours - bare) / ours}
+
+    with ThreadPoolExecutor(2) as pool:  # counts do not depend on load: both modes at once
+        off, on = pool.map(one, ("off", "on"))
+    return {"off": off, "on": on}
+
+
 def run_child(mode: str, url: str, rounds: int, calls: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
@@ -199,12 +232,46 @@ def main() -> None:
     cli.add_argument("--child", choices=["off", "on"], help=argparse.SUPPRESS)
     cli.add_argument("--url", help=argparse.SUPPRESS)
     cli.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
+    cli.add_argument("--child-instructions", choices=["off", "on"], help=argparse.SUPPRESS)
+    cli.add_argument(
+        "--instructions",
+        type=int,
+        metavar="CALLS",
+        help="only count the HTTP client's instructions per call (callgrind), ours and bare, CALLS calls each",
+    )
     args = cli.parse_args()
     rounds = args.rounds or (2 if args.quick else 15)
     calls = args.calls or (40 if args.quick else 200)
     if args.child:
         results = asyncio.run(child_main(args.child, args.url, rounds, calls))
         args.child_out.write_text(json.dumps(results))
+        return
+    if args.child_instructions:
+        child_instructions(args.child_instructions, args.url, args.calls)
+        return
+    if args.instructions:
+        with http_server() as url:
+            counted = count_instructions(url, args.instructions)
+        rows = [
+            [
+                mode,
+                c["bare"],
+                c["ours"],
+                c["extra"],
+                f"{100 * c['share']:.1f} %",
+                f"≤ {100 * TARGETS[mode]:.0f} %",
+            ]
+            for mode, c in counted.items()
+        ]
+        columns = ["telemetry", "bare", "ours", "ours − bare", "ours' share", "target"]
+        title = f"\nHTTP client instructions per call (callgrind, {args.instructions} sequential calls each)"
+        print(_bench.table(title, columns, rows))
+        print(
+            "ours' share = (ours − bare) ÷ ours of the client's instructions: an upper bound of our share of the"
+            " call's time, whose denominator also holds the server's and the network's"
+        )
+        payload = {"calls": args.instructions, "http": counted, "counter": _instructions.describe()}
+        _bench.write_json("end_to_end_instructions", payload, args.out)
         return
 
     with http_server() as url:

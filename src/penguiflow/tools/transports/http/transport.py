@@ -24,10 +24,9 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
-from urllib.parse import unquote
 
 import httpx
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
 from penguiflow.errors import (
     ToolConnectionError,
@@ -37,6 +36,7 @@ from penguiflow.errors import (
     ToolValidationError,
 )
 from penguiflow.telemetry import names
+from penguiflow.telemetry.propagation import inject
 from penguiflow.tools.config import ExternalToolConfig, split_userinfo
 from penguiflow.tools.transports.base import CURRENT_CALL, ToolSpec
 from penguiflow.tools.transports.http import logs
@@ -44,7 +44,8 @@ from penguiflow.tools.transports.http.auth import Credentials, origin
 from penguiflow.tools.transports.http.bodies import encode_body
 from penguiflow.tools.transports.http.discovery import _log, parse
 from penguiflow.tools.transports.http.document import load_document
-from penguiflow.tools.transports.http.operations import PLACEHOLDER, Operation
+from penguiflow.tools.transports.http.operations import Operation
+from penguiflow.tools.transports.http.plan import Plan
 from penguiflow.tools.transports.http.responses import (
     ACCEPT_ENCODING,
     TooLarge,
@@ -58,7 +59,6 @@ from penguiflow.tools.transports.http.serialize import (
     cookie_value,
     encode_query,
     header_value,
-    path_value,
     query_pairs,
 )
 
@@ -76,9 +76,11 @@ class HttpTransport:
         self.config = config
         self._client: httpx.AsyncClient | None = None
         self._operations: dict[str, Operation] = {}
+        self._plans: dict[str, Plan] = {}  # by tool, beside _operations: each request's fixed parts
         self._secrets: tuple[str, ...] = ()
         self._credentials: Credentials | None = None
         self.base_url, _, _ = split_userinfo(str(config.connection))
+        self._prefix = self.base_url.rstrip("/")  # every request's URL starts with it
         self.skipped: Counter[str] = Counter()
         """Operations of the document that are not tools, by reason (see :mod:`.operations`)."""
 
@@ -125,6 +127,7 @@ class HttpTransport:
                 await self.close()
                 raise
             self._operations = {operation.spec.name: operation for operation in operations}
+            self._plans = {name: Plan(operation) for name, operation in self._operations.items()}
         return [operation.spec for operation in self._operations.values()]
 
     def _discover(self, chunks: list[bytes], content_type: str | None) -> list[Operation]:
@@ -197,37 +200,29 @@ class HttpTransport:
             raise ToolConnectionError(
                 f"{self.config.name}: not connected", tool=qualified, request_sent=False
             )
-        operation = self.operation(tool)
+        plan = self._plans.get(tool)
+        if plan is None:
+            self.operation(tool)  # raises ToolNotFoundError
+            plan = self._plans[tool] = Plan(self._operations[tool])
         try:
-            url, headers, content = self._build(operation, arguments)
+            url, headers, content = self._build(plan, arguments)
         except ArgumentError as exc:
             raise ToolValidationError(f"{qualified}: {exc}", tool=qualified) from None
-        response, body = await self._exchange(operation.method, url, headers, content, qualified, qualified)
+        method = plan.operation.method
+        response, body = await self._exchange(method, url, headers, content, qualified, qualified)
         return result(response, body)
 
     def _build(
-        self, operation: Operation, arguments: Mapping[str, Any]
+        self, plan: Plan, arguments: Mapping[str, Any]
     ) -> tuple[httpx.URL, dict[str, str], bytes | None]:
-        values = {p.name: p for p in operation.params if p.location == "path"}
-
-        def substitute(match: Any) -> str:
-            param = values[match.group(1)]
-            value = arguments.get(param.argument)
-            if value is None:
-                raise ArgumentError(f"missing path argument {param.argument!r}")
-            return path_value(param, value)
-
-        path = PLACEHOLDER.sub(substitute, operation.path)
-        template = operation.path.split("/")
-        for index, segment in enumerate(path.split("/")):  # the template's own dot segments are its business
-            if unquote(segment) in (".", "..") and (index >= len(template) or template[index] != segment):
-                raise ArgumentError("the path arguments would make a '.' or '..' segment")
+        operation = plan.operation
+        path = plan.path(arguments)
         pairs: list[tuple[str, str, bool]] = []
         headers: dict[str, str] = {"accept-encoding": ACCEPT_ENCODING}
         cookies: list[tuple[str, str]] = []
-        for param in operation.params:
+        for param in plan.others:
             value = arguments.get(param.argument)
-            if value is None or param.location == "path":
+            if value is None:
                 continue
             if param.location == "query":
                 pairs.extend(query_pairs(param, value))
@@ -240,7 +235,7 @@ class HttpTransport:
         content: bytes | None = None
         body = operation.body
         if body is not None:
-            taken = {p.argument for p in operation.params}
+            taken = plan.taken
             if body.shape == "merged":
                 fields = {key: value for key, value in arguments.items() if key not in taken}
                 payload: Any = fields if fields or body.required else None
@@ -257,9 +252,9 @@ class HttpTransport:
                 headers[key] = state.setdefault("penguiflow.http.idempotency_key", str(uuid.uuid4()))
         if cookies:
             headers["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies)
-        propagate.inject(headers)  # traceparent/tracestate of the current (execute_tool or attempt) span
+        inject(headers)  # traceparent/tracestate of the current (execute_tool or attempt) span
         query = encode_query(pairs)
-        url = httpx.URL(self.base_url.rstrip("/") + path + (f"?{query}" if query else ""))
+        url = httpx.URL(self._prefix + path + (f"?{query}" if query else ""))
         return url, headers, content
 
     async def _exchange(
@@ -348,6 +343,7 @@ class HttpTransport:
     async def close(self) -> None:
         client, self._client = self._client, None
         self._operations = {}
+        self._plans = {}
         if client is not None:
             logs.unwatch(self._secrets)
             await client.aclose()
