@@ -126,23 +126,32 @@ class FlowEventLogger:
         self.logger = logger if logger is not None else logging.getLogger("penguiflow.flow")
         self.latency_callback = latency_callback
         self._stdlib = isinstance(self.logger, logging.Logger | logging.LoggerAdapter)
+        self._on_event = self.on_event  # bound once: subscribed to every call
 
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
-        if call.listeners is None:
-            call.listeners = []
-        elif any(
-            isinstance(getattr(listener, "__self__", None), FlowEventLogger) for listener in call.listeners
-        ):
+        on_event = self._on_event
+        listeners = call.listeners
+        if listeners is None:
+            listeners = call.listeners = [on_event]
+        elif any(isinstance(getattr(listener, "__self__", None), FlowEventLogger) for listener in listeners):
             # An outer log_flow_events (a planner's middleware around a source's default one) already logs
             # every event of this call, the inner layers' included: logging here too would print each twice.
             return await self._nested(call, call_next)
-        call.listeners.append(self.on_event)
+        else:
+            listeners.append(on_event)
         start = time.perf_counter()
         # Whether anyone reads the happy path's events, asked once: node_success's level (INFO) is above
-        # node_start's (DEBUG), so if it is not logged neither is node_start.
-        happy = self._wanted(call, NODE_SUCCESS)
+        # node_start's (DEBUG), so if it is not logged neither is node_start. The common case (a stdlib logger,
+        # no callback, no other listener) asks the logger once, inline.
+        if self._stdlib and self.latency_callback is None and len(listeners) == 1:
+            happy = start_wanted = self.logger.isEnabledFor(logging.INFO)
+            if happy:
+                start_wanted = self.logger.isEnabledFor(logging.DEBUG)
+        else:
+            happy = self._wanted(call, NODE_SUCCESS)
+            start_wanted = happy and self._wanted(call, NODE_START)
         try:
-            if happy and self._wanted(call, NODE_START):
+            if start_wanted:
                 emit(call, None, NODE_START, 0.0)
             try:
                 result = await call_next(call)
@@ -152,11 +161,11 @@ class FlowEventLogger:
             except Exception as exc:
                 emit(call, None, NODE_ERROR, (time.perf_counter() - start) * 1000, error=exc)
                 raise
-            if happy or len(call.listeners) > 1:  # or someone subscribed while it ran
+            if happy or len(listeners) > 1:  # or someone subscribed while it ran
                 emit(call, None, NODE_SUCCESS, (time.perf_counter() - start) * 1000)
             return result
         finally:
-            call.listeners.remove(self.on_event)
+            listeners.remove(on_event)
 
     async def _nested(self, call: Call, call_next: CallNext) -> Any:
         """Inside another event logger: log nothing; our latency callback still sees every event we would."""

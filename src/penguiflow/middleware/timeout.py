@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import trace
@@ -29,6 +31,8 @@ _log = logging.getLogger(__name__)
 _BLOCKED_MARGIN_S = 0.1
 # Finished attempts a layer's queue may hold behind a long-running one before it is compacted.
 _COMPACT_AT = 64
+_current_task = asyncio.current_task
+_new = object.__new__
 
 
 class Timeout:
@@ -56,22 +60,28 @@ class Timeout:
         # layer has the same bound, so deadlines fall due in arrival order: one timer per layer and loop (for
         # the oldest running attempt) replaces a timer per call, whose creation, cancellation and purge from
         # the loop's heap cost more than the rest of the layer.
-        task = asyncio.current_task()
+        task = _current_task()
         if task is None:  # pragma: no cover - a layer always runs inside a task
             raise RuntimeError("Timeout must run inside an asyncio task")
-        loop = task.get_loop()
         deadlines = self._deadlines
-        if deadlines is None or deadlines.loop is not loop:
-            deadlines = self._deadlines_of(loop)
-        start = loop.time()
-        expiry = _Expiry(task, start + self._seconds)
+        if deadlines is None or deadlines.loop is not task.get_loop():
+            deadlines = self._deadlines_of(task.get_loop())
+        clock = deadlines.clock
+        start = clock()
+        # _Expiry filled here rather than by an ``__init__``: a class call with a frame of its own costs more
+        # than the rest of this set-up.
+        expiry: _Expiry = _new(_Expiry)
+        expiry.task = task
+        expiry.deadline = start + self._seconds
+        expiry.cancelling = task.cancelling()
+        expiry.fired = False
         queue = deadlines.queue
-        if (queue and queue[0].task is None) or len(queue) > _COMPACT_AT:
+        if queue and (queue[0].task is None or len(queue) > _COMPACT_AT):
             deadlines.trim()
         queue.append(expiry)
         deadlines.live += 1
         if deadlines.timer is None:
-            deadlines.timer = loop.call_at(expiry.deadline, deadlines.fire)
+            deadlines.timer = deadlines.loop.call_at(expiry.deadline, deadlines.fire)
         try:
             return await call_next(call)
         except asyncio.CancelledError:
@@ -80,19 +90,26 @@ class Timeout:
             if expiry.fired:
                 expiry.fired = False
                 if task.uncancel() <= expiry.cancelling:
-                    self._report(call, (loop.time() - start) * 1000)
+                    self._report(call, (clock() - start) * 1000)
                     raise ToolTimeoutError(call.tool, self._seconds) from None
             raise
         finally:
             expiry.task = None  # done: the timer skips it (and the task is not kept alive by the queue)
             deadlines.live -= 1
+            # Leave the queue at once when at either end of it (sequential calls, calls finishing in the order
+            # they came): only one finishing in the middle waits there to be trimmed.
+            if queue:
+                if queue[-1] is expiry:
+                    queue.pop()
+                elif queue[0] is expiry:
+                    queue.popleft()
             if expiry.fired:  # the tool swallowed our cancellation: withdraw it all the same
                 task.uncancel()
-                self._overran(call, loop.time() - start, "ignored the cancellation of its timeout")
-            elif loop.time() - start > self._seconds + _BLOCKED_MARGIN_S:
+                self._overran(call, clock() - start, "ignored the cancellation of its timeout")
+            elif clock() - start > self._seconds + _BLOCKED_MARGIN_S:
                 # Our timer was due long ago but could not fire: something held the loop, likely this tool.
                 self._overran(
-                    call, loop.time() - start, "returned late: the event loop was blocked (by this tool?)"
+                    call, clock() - start, "returned late: the event loop was blocked (by this tool?)"
                 )
 
     def _deadlines_of(self, loop: asyncio.AbstractEventLoop) -> _Deadlines:
@@ -133,11 +150,11 @@ class _Expiry:
 
     __slots__ = ("cancelling", "deadline", "fired", "task")
 
-    def __init__(self, task: asyncio.Task[Any], deadline: float) -> None:
-        self.task: asyncio.Task[Any] | None = task
-        self.deadline = deadline
-        self.cancelling = task.cancelling()
-        self.fired = False
+    # Filled by Timeout.__call__ (no ``__init__``: see there).
+    task: asyncio.Task[Any] | None
+    deadline: float
+    cancelling: int  # the task's pending cancellations before this attempt
+    fired: bool
 
     def fire(self) -> None:
         task = self.task
@@ -151,10 +168,17 @@ class _Deadlines:
     that waits for the oldest. A finished attempt stays queued until it reaches the head or the queue is
     compacted (when finished ones are most of it), so that finishing costs no search."""
 
-    __slots__ = ("live", "loop", "queue", "timer")
+    __slots__ = ("clock", "live", "loop", "queue", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        # The loop's clock; for asyncio's own loops, the function it calls (``BaseEventLoop.time`` is
+        # ``time.monotonic()``), saving a method frame per reading. A loop with a clock of its own keeps it.
+        self.clock: Callable[[], float] = (
+            time.monotonic
+            if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time
+            else loop.time
+        )
         self.queue: deque[_Expiry] = deque()
         self.live = 0  # attempts queued and not finished
         self.timer: asyncio.TimerHandle | None = None

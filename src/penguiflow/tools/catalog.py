@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from penguiflow.errors import ToolValidationError
-from penguiflow.middleware.call import Call, new_call_id
+from penguiflow.middleware.call import make_call
 from penguiflow.middleware.stack import Stack
 
 if TYPE_CHECKING:
@@ -57,14 +57,14 @@ class ToolEntry:
                 f"got {type(arguments).__name__}",
                 tool=self.name,
             )
-        call = Call(
+        call = make_call(
             self.name,
             dict(arguments),
-            source=self.source,
-            call_id=call_id or new_call_id(),
+            self.source,
+            self.idempotent,
+            call_id=call_id or None,  # none given: the call makes its own when first asked
             limits=limits,
             layers=layers,
-            idempotent=self.idempotent,
             flow=flow,
             weight=weight,
         )
