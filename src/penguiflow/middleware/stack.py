@@ -71,6 +71,9 @@ class Stack:
         # The engine, not the layers, decides where the caller's limits are admitted (see place_admission).
         chained, self._point = place_admission(self.layers)
         self._entry = chain(handler, chained)
+        # A call with no caller limits (most calls of a native tool) has nothing to admit there: what the engine
+        # inserted passes it through, so it skips that layer (one coroutine a call).
+        self._free = self._entry if len(chained) == len(self.layers) else chain(handler, self.layers)
         self._named: dict[tuple[str, str | None], _Named] = {}
         self._attributes: dict[tuple[str, str | None, str, str], dict[str, Any]] = {}
 
@@ -78,17 +81,22 @@ class Stack:
         # A plain function returning the awaitable, not a coroutine of its own: a queued call then holds one
         # coroutine frame less (~220 bytes with 100,000 calls queued, see benchmarks/scale.py).
         telemetry = instruments.current()
-        if telemetry is None:
+        if telemetry is not None:
+            return self._traced(call, telemetry)
+        if call.limits or call.layers:
             return self._run(call)
-        return self._traced(call, telemetry)
+        return self._free(call)
 
     def _run(self, call: Call) -> Awaitable[Any]:
-        if call.limits:
+        if not call.limits:
+            entry = self._free
+        else:
+            entry = self._entry
             call._point = self._point
         # The caller's layers (a planner's middleware) go outside this source's own: they see its retries.
         if call.layers:
-            return chain(self._entry, call.layers)(call)
-        return self._entry(call)
+            return chain(entry, call.layers)(call)
+        return entry(call)
 
     async def _traced(self, call: Call, telemetry: instruments.Telemetry) -> Any:
         start = time.perf_counter()
@@ -109,7 +117,9 @@ class Stack:
         outcome: names.Outcome = "success"
         error_type: str | None = None
         try:
-            return await self._run(call)
+            if call.limits or call.layers:
+                return await self._run(call)
+            return await self._free(call)
         except BaseException as exc:
             outcome = outcome_of(exc)
             error_type = type(exc).__qualname__

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import types
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -31,7 +32,14 @@ _log = logging.getLogger(__name__)
 _BLOCKED_MARGIN_S = 0.1
 # Finished attempts a layer's queue may hold behind a long-running one before it is compacted.
 _COMPACT_AT = 64
-_current_task = asyncio.current_task
+# Python 3.11's asyncio.current_task is a Python function reading this dict (3.12 made it a C function):
+# reading the dict here saves a frame per call, and gives the loop as well.
+_CURRENT_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = (
+    None
+    if isinstance(asyncio.current_task, types.BuiltinFunctionType)
+    else getattr(asyncio.tasks, "_current_tasks")  # noqa: B009 - private: mypy does not know it
+)
+_running_loop = asyncio.get_running_loop
 _new = object.__new__
 
 
@@ -60,12 +68,13 @@ class Timeout:
         # layer has the same bound, so deadlines fall due in arrival order: one timer per layer and loop (for
         # the oldest running attempt) replaces a timer per call, whose creation, cancellation and purge from
         # the loop's heap cost more than the rest of the layer.
-        task = _current_task()
+        loop = _running_loop()
+        task = _CURRENT_TASKS.get(loop) if _CURRENT_TASKS is not None else asyncio.current_task(loop)
         if task is None:  # pragma: no cover - a layer always runs inside a task
             raise RuntimeError("Timeout must run inside an asyncio task")
         deadlines = self._deadlines
-        if deadlines is None or deadlines.loop is not task.get_loop():
-            deadlines = self._deadlines_of(task.get_loop())
+        if deadlines is None or deadlines.loop is not loop:
+            deadlines = self._deadlines_of(loop)
         clock = deadlines.clock
         start = clock()
         # _Expiry filled here rather than by an ``__init__``: a class call with a frame of its own costs more
@@ -81,7 +90,7 @@ class Timeout:
         queue.append(expiry)
         deadlines.live += 1
         if deadlines.timer is None:
-            deadlines.timer = deadlines.loop.call_at(expiry.deadline, deadlines.fire)
+            deadlines.timer = loop.call_at(expiry.deadline, deadlines.fire)
         try:
             return await call_next(call)
         except asyncio.CancelledError:
