@@ -16,19 +16,28 @@ Ours (``wrap(work, ConcurrencyLimit(L))``, the user's path through a stack) and 
 (``async with asyncio.Semaphore(L)``) alternate, and each figure is the median of several repetitions.
 Target: ≤ 1.03.
 
-Run: ``python benchmarks/limiter_efficiency.py`` (``--quick`` for a smoke run).
+Run: ``python benchmarks/limiter_efficiency.py`` (``--quick`` for a smoke run). ``--instructions CALLS`` counts
+instructions instead (callgrind, ``_instructions.py``; the same on a loaded machine as on a quiet one): per
+*hand-off* — ``CALLS`` calls of a zero-length work (``await asyncio.sleep(0)``) started at once behind a limit of
+1, so every call but the first is admitted by the release of the one before it — and per *uncontended* call
+(``CALLS`` sequential calls, nobody waiting), each less the same work run without a limiter, ours and
+``asyncio.Semaphore``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
+import json
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import _bench
+import _instructions
 
 from penguiflow.middleware import ConcurrencyLimit, wrap
 
@@ -110,10 +119,124 @@ async def measure(
     return cases
 
 
+# --- instruction counts (callgrind) ---------------------------------------------------------------------------
+async def _zero_work() -> None:
+    await asyncio.sleep(0)
+
+
+def _callers() -> dict[str, Callable[[], Awaitable[Any]]]:
+    """The call of each variant: no limiter (the floor), ours, the Semaphore (a limit of 1 each), and ours
+    without the limiter (``wrap()`` alone: what of ours is the stack's, not the limiter's)."""
+    ours = wrap(_zero_work, ConcurrencyLimit(1, name="bench.handoff"), name="bench.work")
+    bare = wrap(_zero_work, name="bench.work")
+    semaphore = asyncio.Semaphore(1)
+
+    async def semaphore_call() -> None:
+        async with semaphore:
+            await _zero_work()
+
+    return {
+        "none": _zero_work,
+        "ConcurrencyLimit": ours,
+        "asyncio.Semaphore": semaphore_call,
+        "wrap(), no layer": bare,
+    }
+
+
+async def _contended(call: Callable[[], Awaitable[Any]], calls: int) -> None:
+    await asyncio.gather(*[asyncio.create_task(call()) for _ in range(calls)])  # type: ignore[arg-type]
+
+
+async def _sequential(call: Callable[[], Awaitable[Any]], calls: int) -> None:
+    for _ in range(calls):
+        await call()
+
+
+INSTRUCTION_REGIONS = [
+    (shape, kind)
+    for shape in ("contended", "sequential")
+    for kind in ("none", "ConcurrencyLimit", "asyncio.Semaphore", "wrap(), no layer")
+]
+
+
+def child_instructions(calls: int) -> None:
+    """Under callgrind: each (shape, variant) of :data:`INSTRUCTION_REGIONS` in a region of its own, after a
+    warm-up outside the regions."""
+    loop = asyncio.new_event_loop()
+    callers = _callers()
+    shapes = {"contended": _contended, "sequential": _sequential}
+    for shape, kind in INSTRUCTION_REGIONS:
+        loop.run_until_complete(shapes[shape](callers[kind], max(10, calls // 10)))
+    gc.collect()
+    gc.disable()  # a collection would land in whichever region it happens to fall: count none
+    for shape, kind in INSTRUCTION_REGIONS:
+        run = shapes[shape]
+        _instructions.region(lambda run=run, kind=kind: loop.run_until_complete(run(callers[kind], calls)))  # type: ignore[misc]
+    gc.enable()
+    loop.close()
+    print(json.dumps(INSTRUCTION_REGIONS))
+
+
+def instructions_report(calls: int, out: Any) -> None:
+    argv = [sys.executable, __file__, "--child-instructions", "--calls", str(calls)]
+    counts, done = _instructions.count(argv)
+    if done.returncode != 0:
+        raise RuntimeError(f"callgrind child failed: exit {done.returncode}: {done.stderr[-800:]}")
+    if len(counts) != len(INSTRUCTION_REGIONS):
+        raise RuntimeError(f"{len(counts)} regions counted, {len(INSTRUCTION_REGIONS)} expected")
+    per_call = dict(zip(INSTRUCTION_REGIONS, _instructions.per_call(counts, calls), strict=True))
+    figures: dict[str, dict[str, float]] = {}
+    rows = []
+    for shape, label in (
+        ("contended", "per hand-off (L=1, contended)"),
+        ("sequential", "per uncontended call"),
+    ):
+        floor = per_call[(shape, "none")]
+        ours = per_call[(shape, "ConcurrencyLimit")] - floor
+        base = per_call[(shape, "asyncio.Semaphore")] - floor
+        stack = per_call[(shape, "wrap(), no layer")] - floor
+        figures[shape] = {
+            "floor": floor,
+            "ConcurrencyLimit": ours,
+            "asyncio.Semaphore": base,
+            "wrap(), no layer": stack,
+        }
+        rows.append([label, floor, ours, base, ours / base, stack, ours - stack])
+    columns = [
+        "instructions",
+        "no limiter (floor)",
+        "ours above floor",
+        "Semaphore above floor",
+        "ours÷sem",
+        "wrap() alone",
+        "ours less wrap()",
+    ]
+    print(_bench.table(f"\nInstructions per call ({calls} calls each, callgrind)", columns, rows))
+    _bench.write_json(
+        "limiter_efficiency_instructions",
+        {"calls": calls, "per_call": figures, "counter": _instructions.describe()},
+        out,
+    )
+
+
 def main() -> None:
     cli = _bench.parser(__doc__.splitlines()[0] if __doc__ else "limiter efficiency")
     cli.add_argument("--repetitions", type=int, default=None, help="runs per limiter and case (median)")
+    cli.add_argument(
+        "--instructions",
+        type=int,
+        metavar="CALLS",
+        help="only count instructions per hand-off and per uncontended call (callgrind), CALLS calls each",
+    )
+    cli.add_argument("--child-instructions", action="store_true", help=argparse.SUPPRESS)
+    cli.add_argument("--calls", type=int, default=2000, help=argparse.SUPPRESS)
     args = cli.parse_args()
+    if args.child_instructions:
+        child_instructions(args.calls)
+        return
+    if args.instructions:
+        instructions_report(args.instructions, args.out)
+        return
     quick = args.quick
     sizes = [100, 300] if quick else [1000, 10000]
     limits = [1, 10, 50, 100]
