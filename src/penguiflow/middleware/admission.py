@@ -126,7 +126,9 @@ def _check_release_loop(limiter: ConcurrencyLimit) -> None:
     if bound is None:
         return
     running = events._get_running_loop()
-    if bound.is_closed() or (running is not None and running is not bound):
+    if running is bound:  # the usual case: released on its own loop, which, running, is not closed
+        return
+    if bound.is_closed() or running is not None:
         raise LimiterLoopError(
             limiter.name, closed=bound.is_closed(), held=limiter._in_flight, waiting=limiter._waiting
         )
@@ -155,10 +157,12 @@ def blocker(path: Path) -> ConcurrencyLimit | None:
 
 def enqueue(path: Path, flow: Hashable, weight: int, loop: asyncio.AbstractEventLoop) -> Waiter:
     """Queue a call that ``try_admit`` refused; raises ``LimiterRejectedError`` if a bounded queue is full."""
+    fair = False
     for limiter in path:
         if limiter.max_queue is not None and limiter._waiting >= limiter.max_queue:
             limiter._reject()
-    if not any(limiter._parking.fair for limiter in path):
+        fair = fair or limiter._parking.fair
+    if not fair:
         flow = None  # flows matter only to fair limiters: one group per path otherwise
     key = (path, flow)
     owner = path[0]
@@ -195,19 +199,27 @@ def withdraw(waiter: Waiter) -> None:
 
 def release(path: Path) -> None:
     """Give back the slots of one admitted call; the waiters those slots let in are admitted at once."""
-    # ``_waiting`` first: a limiter no waiting call's path includes has nothing parked at it, and the int test
-    # spares the uncontended release two calls of ``Parking.__bool__`` per limiter.
+    # Integer tests only, unless someone waits here: ``_waiting`` first (a limiter no waiting call's path
+    # includes has nothing parked at it), then the groups parked; the loop is checked only when the release does
+    # not run on the limiter's own loop.
     for limiter in path:
         if limiter._in_flight <= 0:
             raise RuntimeError(f"ConcurrencyLimit {limiter.name!r}: release() without a matching acquire()")
-        if limiter._waiting and limiter._parking:
+        if limiter._waiting and limiter._parking.parked and limiter._loop is not events._get_running_loop():
             _check_release_loop(limiter)
+    if len(path) == 1:  # a limiter used alone: no limiter is freed after it
+        limiter = path[0]
+        limiter._in_flight -= 1
+        if limiter._waiting and limiter._parking.parked:
+            grant(limiter)
+        return
     for limiter in path:
         limiter._in_flight -= 1
     for index, limiter in enumerate(path):
-        if limiter._waiting and limiter._parking:
+        if limiter._waiting and limiter._parking.parked:
             later = path[index + 1 :]
-            _pull(limiter, later)
+            if later:
+                _pull(limiter, later)
             grant(limiter, later)
 
 
@@ -233,8 +245,11 @@ def grant(limiter: ConcurrencyLimit, later: Path = ()) -> None:
     being admitted, so it competes with those waiters under *that* limiter's policy — a run's next call, freed
     by its own Level 2 slot, does not take the Level 1 slot ahead of the other runs waiting for Level 1."""
     parking = limiter._parking
+    peek = parking.peek
+    loop = limiter._loop
+    now = -1.0  # the loop's time, read once a step needs it (one pass is one instant)
     while limiter._in_flight < limiter._limit:
-        group = parking.peek()
+        group = peek()
         if group is None:
             return
         waiter = group.head
@@ -242,28 +257,35 @@ def grant(limiter: ConcurrencyLimit, later: Path = ()) -> None:
         if waiter.done():  # cancelled, its task has not run yet: it leaves now
             withdraw(waiter)
             continue
-        target = blocker(group.path)
-        if target is None:
-            target = next((k for k in later if k._parking and k in group.path), None)
-        loop = limiter._loop
-        now = loop.time() if loop is not None else 0.0
-        if target is not None:
-            _unpark(group, now)
-            _park(group, target, now)
-            continue
-        for member in group.path:
+        path = group.path
+        if len(path) > 1:  # else its one limiter is this one, which has room: the head is admitted
+            target = blocker(path)
+            if target is None and later:
+                target = next((k for k in later if k._parking and k in path), None)
+            if now < 0.0:
+                now = loop.time() if loop is not None else 0.0
+            if target is not None:
+                _unpark(group, now)
+                _park(group, target, now)
+                continue
+        for member in path:
             member._in_flight += 1
             member._waiting -= 1
         if waiter.waits is not None:  # the time this call was parked at each limiter of its path
             clock = group.clock(now)
             waiter.waits = [end - start for end, start in zip(clock, waiter.waits, strict=True)]
         _unlink(group, waiter)
-        _count(limiter, group, -1)
-        parking.served(group)
+        if parking.fair:
+            _count(limiter, group, -1)
+            parking.served(group)
+        else:
+            limiter._queued -= 1  # what _count does for a FIFO limiter
         if group.size == 0:
+            if now < 0.0:
+                now = loop.time() if loop is not None else 0.0
             _drop(group, now)
         if observer is not None:
-            observer(waiter, group.path)
+            observer(waiter, path)
         waiter.set_result(None)
 
 

@@ -304,7 +304,7 @@ async def _wait(path: Path, call: Call | None, loop: asyncio.AbstractEventLoop) 
     waited = loop.time() - start
     waits: Sequence[float] = waiter.waits if waiter.waits is not None else (waited,)
     # The limiter that held the call up longest names its wait.
-    held_up = max(range(len(path)), key=waits.__getitem__)
+    held_up = 0 if len(path) == 1 else max(range(len(path)), key=waits.__getitem__)
     try:
         if span is not None:
             if path[held_up] is not first:
@@ -316,8 +316,12 @@ async def _wait(path: Path, call: Call | None, loop: asyncio.AbstractEventLoop) 
                 attributes = limiter._attributes(seconds > 0.0, flow)
                 telemetry.metrics.record(names.LIMITER_WAIT, seconds, attributes)
         if call is not None:
-            callback = next((lim.latency_callback for lim in reversed(path) if lim.latency_callback), None)
-            emit(call, callback, QUEUE_WAIT, waited * 1000, limiter=path[held_up].name)
+            if len(path) == 1:
+                callback = path[0].latency_callback
+            else:
+                callback = next((lim.latency_callback for lim in reversed(path) if lim.latency_callback), None)
+            if callback is not None or call.listeners:  # else nobody hears it: build no event
+                emit(call, callback, QUEUE_WAIT, waited * 1000, limiter=path[held_up].name)
     except BaseException:
         admission.release(path)  # the caller never learns it holds the slots: give them back
         raise

@@ -12,8 +12,8 @@ are served in arrival order, so a limiter only ever chooses between group heads.
 
 Costs: ``park``, ``unpark`` and ``served`` are O(log g) for g groups of one flow parked here (usually 1), ``peek``
 amortised O(log g). A group's heap entry is keyed by its head's arrival number; when the head leaves (admitted or
-cancelled) the key goes stale *low*, and ``peek`` re-keys the entry lazily when it surfaces, so no search is ever
-needed. Entries of groups that left are dropped when they surface, or all at once when they outnumber the live
+cancelled) the key goes stale *low*, and ``peek`` re-keys the entry lazily, in place, when it surfaces, so no search
+is ever needed and a hand-off allocates nothing here. Entries of groups that left are dropped when they surface, or all at once when they outnumber the live
 ones (amortised O(1); memory stays proportional to the parked groups).
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -59,11 +59,14 @@ class FlowQueue:
             if group.entry is not entry:  # the group left this queue
                 heapq.heappop(heap)
                 continue
-            seq = group.head_seq()
-            if seq != entry[0]:  # its head left: re-key (keys only grow, so the heap order stays valid)
-                heapq.heappop(heap)
-                self.push(group)
-                continue
+            seq = group.head.seq  # type: ignore[union-attr]  # a parked group is never empty
+            if seq != entry[0]:
+                # Its head left: re-key the entry in place and sift it down (keys only grow, so the rest of the
+                # heap stays valid) — no new entry per admission.
+                entry[0] = seq
+                heapq.heapreplace(heap, entry)
+                if heap[0] is not entry:
+                    continue
             return group
         return None
 
@@ -74,17 +77,24 @@ class FlowQueue:
 
 
 class Parking:
-    """The groups waiting for one limiter, in the order its fairness serves them."""
+    """The groups waiting for one limiter, in the order its fairness serves them.
 
-    __slots__ = ("_single", "fair", "flows")
+    ``peek()`` is the group to serve next (its head is the candidate), without taking it. ``parked`` counts the
+    groups parked here: the hot paths read it rather than calling ``__bool__``."""
+
+    __slots__ = ("_single", "fair", "flows", "parked", "peek")
+    peek: Callable[[], Group | None]
 
     def __init__(self, fairness: Fairness) -> None:
         self.fair = fairness == "fair"
         self.flows: OrderedDict[Hashable, FlowQueue] = OrderedDict()  # the rotation (fair only)
         self._single = FlowQueue(None)  # fifo: every group in one queue
+        self.parked = 0
+        # FIFO serves its one queue's top directly: a hand-off makes one call here, not two.
+        self.peek = self._peek_fair if self.fair else self._single.top
 
     def __bool__(self) -> bool:
-        return bool(self.flows) if self.fair else self._single.live > 0
+        return self.parked > 0
 
     def _queue(self, group: Group) -> FlowQueue | None:
         return self.flows.get(group.flow) if self.fair else self._single
@@ -98,6 +108,7 @@ class Parking:
         else:
             queue = self._single
         queue.live += 1
+        self.parked += 1
         queue.push(group)
 
     def unpark(self, group: Group) -> None:
@@ -106,6 +117,7 @@ class Parking:
         if queue is None:
             return
         queue.live -= 1
+        self.parked -= 1
         if queue.live == 0:
             if self.fair:
                 del self.flows[queue.key]
@@ -119,16 +131,15 @@ class Parking:
         queues = self.flows.values() if self.fair else (self._single,)
         return [entry[2] for queue in queues for entry in queue.heap if entry[2].entry is entry]  # type: ignore[attr-defined,misc]
 
-    def peek(self) -> Group | None:
-        """The group to serve next (its head is the candidate), without taking it."""
-        if not self.fair:
-            return self._single.top()
+    def _peek_fair(self) -> Group | None:
+        """``peek`` of a fair limiter: the group of the flow whose turn it is."""
         flows = self.flows
         while flows:
             queue = next(iter(flows.values()))
             group = queue.top()
             if group is None:  # cannot happen while ``live`` is right; never spin on it
                 del flows[queue.key]
+                self.parked -= queue.live
                 continue
             if queue.credit <= 0:  # the flow's turn begins
                 queue.credit = queue.weight
