@@ -201,8 +201,12 @@ class ConcurrencyLimit:
     # --- as a layer: the admission point of its stack -------------------------------------------------------
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
         limits = call.limits
-        joint = bool(limits) and call._point is self and not call._admitted
-        path = (limits if self in limits else limits + self._alone) if joint else self._alone
+        if limits and call._point is self and not call._admitted:
+            joint = True
+            path = limits if self in limits else limits + self._alone
+        else:
+            joint = False
+            path = self._alone
         loop = asyncio.get_running_loop()
         for limiter in path:
             if limiter._loop is not loop:
@@ -274,11 +278,11 @@ async def _wait(path: Path, call: Call | None, loop: asyncio.AbstractEventLoop) 
     flow, weight = (call.flow, call.weight) if call is not None else (None, 1)
     telemetry = instruments.current()
     waiter: Waiter = admission.enqueue(path, flow, weight, loop)
-    assert waiter.group is not None and waiter.group.at is not None
-    first = waiter.group.at  # the limiter it waits for first
     start = loop.time()
-    span = token = None
+    span = token = first = None
     if telemetry is not None and telemetry.tracer is not None:
+        assert waiter.group is not None and waiter.group.at is not None
+        first = waiter.group.at  # the limiter it waits for first
         span = telemetry.tracer.start_span(
             names.SPAN_QUEUE_WAIT.format(limiter=first.name),
             attributes={
@@ -319,7 +323,9 @@ async def _wait(path: Path, call: Call | None, loop: asyncio.AbstractEventLoop) 
             if len(path) == 1:
                 callback = path[0].latency_callback
             else:
-                callback = next((lim.latency_callback for lim in reversed(path) if lim.latency_callback), None)
+                callback = next(
+                    (lim.latency_callback for lim in reversed(path) if lim.latency_callback), None
+                )
             if callback is not None or call.listeners:  # else nobody hears it: build no event
                 emit(call, callback, QUEUE_WAIT, waited * 1000, limiter=path[held_up].name)
     except BaseException:

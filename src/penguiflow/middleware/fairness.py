@@ -64,9 +64,10 @@ class FlowQueue:
                 # Its head left: re-key the entry in place and sift it down (keys only grow, so the rest of the
                 # heap stays valid) — no new entry per admission.
                 entry[0] = seq
-                heapq.heapreplace(heap, entry)
-                if heap[0] is not entry:
-                    continue
+                if len(heap) > 1:  # (alone, it is its own heap)
+                    heapq.heapreplace(heap, entry)
+                    if heap[0] is not entry:
+                        continue
             return group
         return None
 
