@@ -73,3 +73,35 @@ def test_overhead_counts_instructions(tmp_path: Path) -> None:
     )
     assert payload["off"]["default stack (4 layers)"] > payload["off"]["wrap(), no layer"] > 0
     assert "telemetry_on_vs_sdk_floor" in payload["ratios"]
+
+
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None, reason="valgrind not installed (apt-get install valgrind)"
+)
+def test_limiter_efficiency_counts_instructions(tmp_path: Path) -> None:
+    out = tmp_path / "limiter_efficiency_instructions.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "limiter_efficiency.py"),
+            "--instructions",
+            "20",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,  # a hang guard: under callgrind a process runs ~50x slower
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "per hand-off" in done.stdout
+    per_call = json.loads(out.read_text())["per_call"]
+    for shape in ("contended", "sequential"):
+        figures = per_call[shape]
+        assert figures["floor"] > 0
+        # Above the same work without a limiter, every limiter costs something; ours includes the stack's cost.
+        assert figures["ConcurrencyLimit"] > figures["wrap(), no layer"] > 0
+        assert figures["asyncio.Semaphore"] > 0
+    # A hand-off (a waiter queued, then woken by a release) costs more than a call that never waits.
+    assert per_call["contended"]["ConcurrencyLimit"] > per_call["sequential"]["ConcurrencyLimit"]
