@@ -269,3 +269,48 @@ def test_seconds_is_read_only() -> None:
     assert layer.seconds == 1.5
     with pytest.raises(AttributeError):
         layer.seconds = 2  # type: ignore[misc]
+
+
+def test_a_loop_with_a_clock_of_its_own_keeps_the_timeouts_right() -> None:
+    # The layer reads asyncio's clock directly only for a loop whose time() is asyncio's own: a loop whose clock
+    # is shifted (a simulated or offset clock) must see its deadlines on that clock, or they fall due at once
+    # (clock ahead) or never (clock behind).
+    def run(offset: float) -> tuple[object, object]:
+        loop = asyncio.new_event_loop()
+        loop.time = lambda: time.monotonic() + offset  # type: ignore[method-assign]
+        layer = Timeout(0.2)
+
+        async def pause(seconds: float) -> str:
+            await asyncio.sleep(seconds)
+            return "done"
+
+        async def both() -> tuple[object, object]:
+            quick = await wrap(pause, layer, name=unique("timeout.clock"))(0.01)
+            try:
+                slow: object = await asyncio.wait_for(wrap(pause, layer, name=unique("timeout.clock"))(3), 2)
+            except BaseException as exc:
+                slow = exc
+            return quick, slow
+
+        try:
+            return loop.run_until_complete(both())
+        finally:
+            loop.close()
+
+    for offset in (1000.0, -1000.0):
+        quick, slow = run(offset)
+        assert quick == "done", offset
+        assert isinstance(slow, ToolTimeoutError), (offset, slow)
+
+
+async def test_sequential_attempts_leave_the_queue_as_they_finish() -> None:
+    layer = Timeout(30)
+    fast = wrap(_instant, layer, name=unique("timeout.sequential"))
+    for _ in range(10):
+        await fast()
+    deadlines = layer._deadlines
+    assert deadlines is not None and len(deadlines.queue) == 0 and deadlines.live == 0
+
+
+async def _instant() -> None:
+    return None

@@ -99,6 +99,11 @@ class ModelRegistry:
         """The pydantic model ``name`` was registered with, if any."""
         return self._entry(name).model
 
+    def pending(self, name: str) -> bool:
+        """Whether ``name`` has a deferred schema check still to run (:meth:`prepare` runs it)."""
+        entry = self._entries.get(name)
+        return entry is not None and not entry.checked
+
     async def prepare(self, name: str) -> None:
         """Run a deferred schema check of ``name`` in a worker thread (a large schema takes tens of ms)."""
         entry = self._entries.get(name)

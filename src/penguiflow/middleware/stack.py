@@ -20,7 +20,7 @@ from opentelemetry.trace import StatusCode
 
 from penguiflow.errors import LimiterRejectedError
 from penguiflow.middleware.call import Call, CallNext, Handler, Middleware, make_call
-from penguiflow.middleware.concurrency import place_admission
+from penguiflow.middleware.concurrency import CallerLimits, place_admission
 from penguiflow.middleware.failures import classify
 from penguiflow.telemetry import instruments, names
 from penguiflow.telemetry.bounds import MAX_OWN_VALUE_CHARS, bounded
@@ -71,9 +71,10 @@ class Stack:
         # The engine, not the layers, decides where the caller's limits are admitted (see place_admission).
         chained, self._point = place_admission(self.layers)
         self._entry = chain(handler, chained)
-        # A call with no caller limits (most calls of a native tool) has nothing to admit there: what the engine
-        # inserted passes it through, so it skips that layer (one coroutine a call).
-        self._free = self._entry if len(chained) == len(self.layers) else chain(handler, self.layers)
+        # A call with no caller limits (most calls of a native tool) has nothing to admit: what the engine
+        # inserted and a CallerLimits pass it through, so it skips them (one coroutine a call each).
+        free = [layer for layer in self.layers if type(layer) is not CallerLimits]
+        self._free = self._entry if len(free) == len(chained) else chain(handler, free)
         self._named: dict[tuple[str, str | None], _Named] = {}
         self._attributes: dict[tuple[str, str | None, str, str], dict[str, Any]] = {}
 

@@ -51,7 +51,7 @@ class ToolEntry:
         share at ``fair`` limiters (see :class:`~penguiflow.middleware.Call`).
 
         Arguments that are not a mapping raise :class:`~penguiflow.errors.ToolValidationError` at once."""
-        if not isinstance(arguments, Mapping):
+        if type(arguments) is not dict and not isinstance(arguments, Mapping):  # a dict: no ABC check
             raise ToolValidationError(
                 f"{self.name}: arguments must be a mapping of argument names to values, "
                 f"got {type(arguments).__name__}",

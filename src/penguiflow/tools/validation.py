@@ -37,7 +37,8 @@ class ValidateArguments:
 
     async def __call__(self, call: Call, call_next: CallNext) -> Any:
         if call.tool in self.registry:
-            await self.registry.prepare(call.tool)
+            if self.registry.pending(call.tool):  # the deferred check, once: no coroutine a call after it
+                await self.registry.prepare(call.tool)
             schema = self.registry.model(call.tool) is None
             if schema:
                 call.arguments = base64_arguments(self.registry.get(call.tool), call.arguments)
