@@ -187,7 +187,8 @@ def in_flight_vs_limit(title: str, description: str, matcher: str, legend: str) 
 def wait_percentiles(title: str, matcher: str, legend: str) -> Panel:
     return timeseries(
         title,
-        "Time from arriving at the limiter to holding a slot, from the wait histogram.",
+        "Time from arriving at the limiter to holding a slot, of the calls it held up (calls admitted at once "
+        "record no wait).",
         [(quantile(q, names.LIMITER_WAIT, (LIMITER,), matcher), f"{legend} p{p}") for q, p in PERCENTILES],
         unit="s",
     )
@@ -252,7 +253,8 @@ def flow_panels() -> list[Panel]:
     by = f"sum by ({LIMITER}, {FLOW}) "
     legend = "{{" + LIMITER + "}} {{" + FLOW + "}}"
     named = f'{FLOW}=~".+"'
-    mean = f"{by}({rate(names.LIMITER_WAIT, named, suffix='_sum')}) / {by}({rate(names.LIMITER_WAIT, named, suffix='_count')})"
+    # Over every admitted call of the flow (those admitted at once waited 0), not only those that waited.
+    mean = f"{by}({rate(names.LIMITER_WAIT, named, suffix='_sum')}) / {by}({rate(names.LIMITER_ADMITTED, named)})"
     return [
         timeseries(
             "Queue depth per flow (shared limiters)",
@@ -262,8 +264,8 @@ def flow_panels() -> list[Panel]:
         ),
         timeseries(
             "Queue wait per flow (shared limiters)",
-            "Time the calls of each named flow waited at a fair limiter: p95, and the mean over all its calls "
-            "(those that found a slot at once count 0).",
+            "Time the calls of each named flow waited at a fair limiter: p95 of the calls that waited, and the "
+            "mean over all its admitted calls (those that found a slot at once count 0).",
             [
                 (quantile(0.95, names.LIMITER_WAIT, (LIMITER, FLOW), named), legend + " p95"),
                 (mean, legend + " mean"),
@@ -276,7 +278,6 @@ def flow_panels() -> list[Panel]:
 PERCENTILES = ((0.5, 50), (0.95, 95), (0.99, 99))
 LEVEL3 = f'{LIMITER}!~"{LEVEL1_LIMITER}|{LEVEL2_LIMITER}"'
 NOT_SUCCESS = f'{OUTCOME}!="success"'
-WAITED = f'{label(names.LIMITER_WAITED)}="true"'
 CALLS = "_count"  # calls by outcome: the count of the tool duration histogram
 OVERLOAD = f'{REASON}=~"status_429|status_503"'
 
@@ -610,8 +611,8 @@ def tool_source() -> dict[str, Any]:
             "Share of calls that had to wait for a slot.",
             [
                 (
-                    f"sum by ({LIMITER}) ({rate(names.LIMITER_WAIT, lim, WAITED, suffix='_count')})"
-                    f" / sum by ({LIMITER}) ({rate(names.LIMITER_WAIT, lim, suffix='_count')})",
+                    f"sum by ({LIMITER}) ({rate(names.LIMITER_WAIT, lim, suffix='_count')})"
+                    f" / sum by ({LIMITER}) ({rate(names.LIMITER_ADMITTED, lim)})",
                     "{{" + LIMITER + "}}",
                 )
             ],

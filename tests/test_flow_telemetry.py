@@ -36,8 +36,9 @@ async def until(condition: Any) -> None:
 
 def test_the_gauge_is_the_live_queue_of_each_run_flow_and_returns_to_zero() -> None:
     """Two tenants' runs share the planner's Level 1 (2 slots): at every step the gauge equals the calls of each
-    flow not yet started (known from inside the tool, not from the limiter), then 0; the wait histogram counts
-    every admitted call of each flow, and the tool-duration count every success."""
+    flow not yet started (known from inside the tool, not from the limiter), then 0; the admitted counter counts
+    every admitted call of each flow, the wait histogram those that waited, and the tool-duration count every
+    success."""
     tenant_a, tenant_b = otel.unique("tenant-a"), otel.unique("tenant-b")
     tool_name = otel.unique("flows.work")
     calls = {tenant_a: 6, tenant_b: 4}
@@ -90,12 +91,9 @@ def test_the_gauge_is_the_live_queue_of_each_run_flow_and_returns_to_zero() -> N
 
     asyncio.run(main())
     for flow, count in calls.items():
-        assert otel.histogram_count(names.LIMITER_WAIT, **PLANNER, **{names.LIMITER_FLOW: flow}) == count
+        assert otel.value(names.LIMITER_ADMITTED, **PLANNER, **{names.LIMITER_FLOW: flow}) == count
     waited = sum(
-        otel.histogram_count(
-            names.LIMITER_WAIT, **PLANNER, **{names.LIMITER_FLOW: flow, names.LIMITER_WAITED: True}
-        )
-        for flow in calls
+        otel.histogram_count(names.LIMITER_WAIT, **PLANNER, **{names.LIMITER_FLOW: flow}) for flow in calls
     )
     assert waited == 8  # all but the two that found a slot
     assert otel.histogram_count(names.TOOL_DURATION, **{names.GEN_AI_TOOL_NAME: tool_name}) == 10
@@ -126,14 +124,21 @@ def test_flows_beyond_flow_labels_share_one_overflow_series() -> None:
         assert flow_gauge(name) == {"t0": 0, "t1": 0, None: 0}
         assert limiter.flows_queued() == {}
         assert limiter._labelled == {"t0", "t1"}  # bounded: no state kept for the other flows
-        assert len(limiter._wait_attributes) <= 6  # (waited?) × (t0, t1, overflow)
+        assert len(limiter._wait_attributes) <= 3  # t0, t1, overflow
+        assert set(limiter.admissions_reported()) <= {None, "t0", "t1", True}  # bounded the same way
 
     asyncio.run(main())
     wait = {names.LIMITER_NAME: name}
-    assert otel.histogram_count(names.LIMITER_WAIT, **wait, **{names.LIMITER_FLOW: "t0"}) == 2
+    # Admissions: the holder and one waiter of t0, t1's waiter, four overflow waiters (t2, t3 twice, t4).
+    assert otel.value(names.LIMITER_ADMITTED, **wait, **{names.LIMITER_FLOW: "t0"}) == 2
+    assert otel.value(names.LIMITER_ADMITTED, **wait, **{names.LIMITER_FLOW: "t1"}) == 1
+    assert otel.value(names.LIMITER_ADMITTED, **wait, **{names.OTEL_METRIC_OVERFLOW: True}) == 4
+    assert otel.value(names.LIMITER_ADMITTED, **wait) == 7  # every admission, once
+    # Waits: every one but the holder's, which found the slot free.
+    assert otel.histogram_count(names.LIMITER_WAIT, **wait, **{names.LIMITER_FLOW: "t0"}) == 1
     assert otel.histogram_count(names.LIMITER_WAIT, **wait, **{names.LIMITER_FLOW: "t1"}) == 1
     assert otel.histogram_count(names.LIMITER_WAIT, **wait, **{names.OTEL_METRIC_OVERFLOW: True}) == 4
-    assert otel.histogram_count(names.LIMITER_WAIT, **wait) == 7  # every admission, once
+    assert otel.histogram_count(names.LIMITER_WAIT, **wait) == 6
 
 
 def test_fifo_limiters_and_unnamed_flows_report_no_flow_series() -> None:

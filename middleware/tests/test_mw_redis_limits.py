@@ -223,23 +223,36 @@ async def test_slots_go_in_arrival_order_across_limiter_instances(redis_server: 
 
 
 async def test_a_busy_process_queues_at_most_its_limit_on_redis(redis_server: Any) -> None:
-    busy = RedisConcurrencyLimit(redis_server.url, "mw-busy", 2, poll_s=0.01)
-    quiet = RedisConcurrencyLimit(redis_server.url, "mw-busy", 2, poll_s=0.01)
-    holder = RedisConcurrencyLimit(redis_server.url, "mw-busy", 2, poll_s=0.01)
+    # A slot freed by another process reaches the quiet one's waiter at its next poll (up to poll_s later), one
+    # freed in the busy process wakes the busy waiters at once: each call holds its slot for many polls, so the
+    # order below is the queue's, not a race between a 20 ms call and a poll delayed by a loaded machine.
+    busy = RedisConcurrencyLimit(redis_server.url, "mw-busy", 2, poll_s=0.05)
+    quiet = RedisConcurrencyLimit(redis_server.url, "mw-busy", 2, poll_s=0.05)
+    holder = RedisConcurrencyLimit(redis_server.url, "mw-busy", 2, poll_s=0.05)
     held = [await holder.acquire(), await holder.acquire()]
     order: list[str] = []
 
     async def take(limiter: RedisConcurrencyLimit, label: str) -> None:
         permit = await limiter.acquire()
         order.append(label)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
         await permit.release()
 
+    async def until_waiting(count: int) -> None:
+        # Wait for the tickets on Redis themselves, not for a wall-clock guess of how long queuing takes.
+        for _ in range(6000):
+            if (await holder.snapshot())["waiting"] >= count:
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError(f"fewer than {count} tickets queued on Redis")
+
     busy_calls = [asyncio.create_task(take(busy, "busy")) for _ in range(10)]
-    await asyncio.sleep(0.05)
+    await until_waiting(2)
     quiet_call = asyncio.create_task(take(quiet, "quiet"))
-    await asyncio.sleep(0.05)
-    assert (await holder.snapshot())["waiting"] == 3  # 2 tickets of the busy process, then the quiet one's
+    await until_waiting(3)
+    # Two tickets of the busy process (its limit), then the quiet one's: no more, however long we look.
+    await asyncio.sleep(0.2)
+    assert (await holder.snapshot())["waiting"] == 3
     assert busy.queued == 10
     for permit in held:
         await permit.release()

@@ -566,7 +566,11 @@ MALFORMED: dict[str, tuple[Route, type[ToolError], str]] = {
         "nested too deeply",
     ),
     "server_error": (Route({"detail": "down"}, status=500), ToolServerError, "HTTP 500"),
-    "trickled_forever": (Route(trickle_s=0.2), ToolConnectionError, "timed out after 1s"),
+    "trickled_forever": (
+        Route(trickle_s=0.2),
+        ToolConnectionError,
+        r"timed out after 1s \(connect_timeout_s\)",
+    ),
 }
 
 
@@ -583,6 +587,7 @@ def http_config(url: str, **overrides: Any) -> ExternalToolConfig:
         "transport": TransportType.HTTP,
         "connection": url,
         "timeout_s": 1.0,
+        "connect_timeout_s": 1.0,
         "retry_policy": NO_RETRY,
     }
     fields.update(overrides)
@@ -626,6 +631,21 @@ async def test_a_document_over_the_size_cap_is_refused_without_reading_it_all(de
                 await node.connect()
 
 
+async def test_the_document_fetch_is_bounded_by_connect_timeout_not_by_a_calls_timeout() -> None:
+    """A source whose calls are bounded tightly (``timeout_s``) still gets a document that takes longer to come:
+    discovery is bounded by ``connect_timeout_s``, and past it fails naming that bound."""
+    document = _doc({"/a": {"get": {"operationId": "a"}}})
+    with ScriptedHttpServer({"/openapi.json": Route(document, delay_s=0.3)}) as server:
+        node = ToolNode(http_config(server.url, timeout_s=0.05, connect_timeout_s=30.0))
+        async with asyncio.timeout(BOUND_S):
+            assert [entry.name for entry in await node.connect()] == [f"{node.name}.a"]
+        await node.close()
+        late = ToolNode(http_config(server.url, timeout_s=30.0, connect_timeout_s=0.1))
+        async with asyncio.timeout(BOUND_S):
+            with pytest.raises(ToolConnectionError, match=r"timed out after 0\.1s \(connect_timeout_s\)"):
+                await late.connect()
+
+
 async def test_a_huge_valid_document_connects_in_bounded_time() -> None:
     schemas = {f"S{i}": {"type": "object", "properties": {"v": {"type": "integer"}}} for i in range(800)}
     paths = {
@@ -641,7 +661,7 @@ async def test_a_huge_valid_document_connects_in_bounded_time() -> None:
         for i in range(1500)
     }
     with ScriptedHttpServer({"/openapi.json": Route(_doc(paths, components={"schemas": schemas}))}) as server:
-        node = ToolNode(http_config(server.url, timeout_s=10.0))
+        node = ToolNode(http_config(server.url, connect_timeout_s=10.0))
         # The cost is the CPU the process spends (every thread's), which another process's load cannot
         # inflate the way it inflates wall-clock time.
         start = time.process_time()
@@ -664,6 +684,8 @@ def garbage_config(**overrides: Any) -> ExternalToolConfig:
         "transport": TransportType.MCP,
         "connection": GARBAGE_COMMAND,
         "timeout_s": 1.0,
+        # Starting the garbage server is a Python process importing fastmcp: over 1 s on a loaded machine.
+        "connect_timeout_s": 20.0,
         "retry_policy": NO_RETRY,
     }
     fields.update(overrides)
@@ -689,9 +711,14 @@ def stdio_name() -> str:
     return node_name("gstdio")
 
 
+# The stdio node's one attempt timeout bounds every call, "hang" included: long enough that a loaded machine
+# never times out a call that answers, short enough for the "hang" case to end soon.
+STDIO_TIMEOUT_S = 5.0
+
+
 @pytest.fixture
 async def stdio() -> AsyncIterator[ToolNode]:
-    node = ToolNode(garbage_config())
+    node = ToolNode(garbage_config(timeout_s=STDIO_TIMEOUT_S))
     async with asyncio.timeout(30):
         async with node:
             yield node
@@ -752,7 +779,7 @@ async def _server_calls(node: ToolNode) -> dict[str, int]:
 
 async def test_stdio_mcp_server_garbage_is_typed_and_the_session_recovers(stdio: ToolNode) -> None:
     node = stdio
-    async with asyncio.timeout(40):
+    async with asyncio.timeout(90):
         assert await node.call("junk_stdout", {"x": 5}) == 5  # junk lines on the protocol channel are dropped
         assert await node.call("ok", {"x": 1}) == 2
         try:  # a forged reply of the wrong shape: the real answer or a typed error, never anything else
@@ -765,7 +792,7 @@ async def test_stdio_mcp_server_garbage_is_typed_and_the_session_recovers(stdio:
             ("wrong_type", ToolExecutionError, "invalid result"),
             ("not_serializable", ToolExecutionError, "serialize"),
             ("boom", ToolExecutionError, "kaboom"),
-            ("hang", ToolTimeoutError, "timed out after 1s"),
+            ("hang", ToolTimeoutError, f"timed out after {STDIO_TIMEOUT_S:g}s"),
         ):
             with pytest.raises(error, match=message):
                 await node.call(tool_name)
@@ -782,8 +809,8 @@ async def test_stdio_mcp_server_garbage_is_typed_and_the_session_recovers(stdio:
         with pytest.raises(ToolConnectionError, match="connection lost"):
             await node.call("die")
         assert_idle(node.limiter)
-        # Starting a fresh server takes longer than this node's 1 s attempt timeout: open it first (a call
-        # would do the same, then time out while the connect goes on in the background).
+        # Starting a fresh server may take longer than this node's attempt timeout on a loaded machine: open it
+        # first (a call would do the same, then time out while the connect goes on in the background).
         assert node.transport is not None
         await node.transport.connect()
         assert await node.call("ok", {"x": 3}) == 6

@@ -588,4 +588,8 @@ async def test_chaos_every_call_ends_once_and_no_limit_is_exceeded(tmp_path: Pat
         and report.outcomes["cancelled"] > 0
         and report.outcomes["timeout"] > 0
     )
-    assert report.outcomes["error"] > 0 and report.outcomes["success"] > report.calls * 0.8
+    # Retries carry most calls that got an answer through the injected faults. Counted over the answered calls
+    # (success or error), not over all: how many calls time out or find the queue full follows the machine's
+    # speed against wall-clock bounds (at load 7-8 on 2 cores, 976 of 2216; quiet, a few dozen), not the library.
+    answered = report.outcomes["success"] + report.outcomes["error"]
+    assert report.outcomes["error"] > 0 and report.outcomes["success"] > answered * 0.8, report.outcomes

@@ -29,6 +29,7 @@ ENGINE_METRICS = (
     names.LIMITER_QUEUED,
     names.LIMITER_LIMIT,
     names.LIMITER_WAIT,
+    names.LIMITER_ADMITTED,
     names.LIMITER_REJECTED,
     names.RETRY_ATTEMPTS,
     names.TIMEOUTS,

@@ -108,7 +108,7 @@ def summary_table(snap: Snapshot) -> Table:
         # Calls and attempts are different units (a call is attempted up to max_attempts times): each column
         # says which it counts.
         caption="peak: most in flight/limit (adaptive: /the highest limit it reached); queued: most waiting; "
-        "p50/p95: queue wait\n"
+        "p50/p95: queue wait of the calls that waited\n"
         "calls ok/err: calls by outcome; re-sent, timed out: attempts",
         caption_justify="left",
         box=box.SIMPLE_HEAD,

@@ -81,8 +81,10 @@ class ConcurrencyLimit:
         if self._observed:
             global _observers
             _observers += 1  # while none exists, calls skip looking for one
-        self._wait_attributes: dict[tuple[bool, str | None, bool], dict[str, Any]] = {}
-        self._free_attributes = self._attributes(False, None)
+        self._wait_attributes: dict[str | bool | None, dict[str, Any]] = {}
+        # Admissions while metrics are on, by flow key (None: no flow label; a str: a labelled flow; True: the
+        # overflow), read by the admitted counter on collection: one dict increment a call, not an SDK record.
+        self._admitted: dict[str | bool | None, int] = {None: 0}
         instruments.register_limiter(self)
 
     # --- what the gauges and users read ---------------------------------------------------------------
@@ -131,6 +133,13 @@ class ConcurrencyLimit:
             report.append((None, overflow))
         return report
 
+    def admissions_reported(self) -> dict[str | bool | None, int]:
+        """What the admitted counter reads here (metrics on): admissions by flow key — ``None`` for calls
+        without a flow label, a labelled flow's name, ``True`` for the overflow of flows beyond
+        :attr:`flow_labels`. The dict itself, live: :func:`~penguiflow.telemetry.unregister_limiter` folds it
+        into the retired totals and zeroes it."""
+        return self._admitted
+
     def set_limit(self, max_concurrency: int) -> None:
         """Change the limit now. Raising it admits waiters at once; lowering it lets running calls finish."""
         self._limit = check_count(max_concurrency, "max_concurrency", minimum=1)
@@ -172,19 +181,34 @@ class ConcurrencyLimit:
         self._overflowed = True
         return None
 
-    def _attributes(self, waited: bool, flow: Hashable) -> dict[str, Any]:
-        named = isinstance(flow, str) and self._parking.fair
-        label = self._flow_label(flow) if named else None  # type: ignore[arg-type]
-        key = (waited, label, named and label is None)
+    def _flow_key(self, flow: Hashable) -> str | bool | None:
+        """How a call of ``flow`` is labelled here: ``None`` (no flow attribute: a FIFO limiter, or a flow that is
+        not a string), its flow's name, or ``True`` (the overflow of named flows beyond ``flow_labels``)."""
+        if flow is None or not isinstance(flow, str) or not self._parking.fair:
+            return None
+        label = self._flow_label(flow)
+        return True if label is None else label
+
+    def _attributes(self, flow: Hashable) -> dict[str, Any]:
+        """The wait histogram's attributes for a call of ``flow``, built once per flow key."""
+        key = self._flow_key(flow)
         attributes = self._wait_attributes.get(key)
         if attributes is None:
-            attributes = {names.LIMITER_NAME: self._name, names.LIMITER_WAITED: waited}
-            if label is not None:
-                attributes[names.LIMITER_FLOW] = label
-            elif named:
+            attributes = {names.LIMITER_NAME: self._name}
+            if key is True:
                 attributes[names.OTEL_METRIC_OVERFLOW] = True
+            elif key is not None:
+                attributes[names.LIMITER_FLOW] = key
             self._wait_attributes[key] = attributes
         return attributes
+
+    def _count_admitted(self, flow: Hashable) -> None:
+        admitted = self._admitted
+        if flow is None or not self._parking.fair:
+            admitted[None] += 1
+        else:
+            key = self._flow_key(flow)
+            admitted[key] = admitted.get(key, 0) + 1
 
     def _reject(self) -> None:
         telemetry = instruments.current()
@@ -214,7 +238,7 @@ class ConcurrencyLimit:
         if try_admit(path):
             telemetry = instruments.current()
             if telemetry is not None and telemetry.metrics is not None:
-                _record_no_wait(telemetry.metrics, path, call.flow)
+                _count_admitted(path, call.flow)
         else:
             await _wait(path, call, loop)
         if joint:
@@ -258,20 +282,15 @@ async def acquire_path(path: Path, call: Call | None) -> float:
     if try_admit(path):
         telemetry = instruments.current()
         if telemetry is not None and telemetry.metrics is not None:
-            _record_no_wait(telemetry.metrics, path, call.flow if call is not None else None)
+            _count_admitted(path, call.flow if call is not None else None)
         return 0.0
     return await _wait(path, call, loop)
 
 
-def _record_no_wait(metrics: instruments.Metrics, path: Path, flow: Hashable) -> None:
-    """The wait sample (0 s, not waited) of a call admitted at once, at every limiter of its path."""
-    record = metrics.limiter_wait.record
+def _count_admitted(path: Path, flow: Hashable) -> None:
+    """Count one admission at every limiter of ``path`` (the admitted counter reads the counts on collection)."""
     for limiter in path:
-        # A FIFO limiter (or an unnamed flow) labels every such sample alike: its attributes are built once.
-        if flow is None or not limiter._parking.fair:
-            record(0.0, limiter._free_attributes)
-        else:
-            record(0.0, limiter._attributes(False, flow))
+        limiter._count_admitted(flow)
 
 
 async def _wait(path: Path, call: Call | None, loop: asyncio.AbstractEventLoop) -> float:
@@ -316,9 +335,12 @@ async def _wait(path: Path, call: Call | None, loop: asyncio.AbstractEventLoop) 
                 span.set_attribute(names.LIMITER_NAME, path[held_up].name)
             span.end()
         if telemetry is not None and telemetry.metrics is not None:
-            for limiter, seconds in zip(path, waits, strict=True):
-                attributes = limiter._attributes(seconds > 0.0, flow)
-                telemetry.metrics.record(names.LIMITER_WAIT, seconds, attributes)
+            _count_admitted(path, flow)
+            # A wait sample only where the call waited: at the limiters that held it up (0 s elsewhere).
+            record = telemetry.metrics.limiter_wait.record
+            for index, (limiter, seconds) in enumerate(zip(path, waits, strict=True)):
+                if seconds > 0.0 or index == held_up:
+                    record(seconds, limiter._attributes(flow))
         if call is not None:
             if len(path) == 1:
                 callback = path[0].latency_callback

@@ -40,17 +40,54 @@ class LimiterState(Protocol):
 
 
 _limiters: weakref.WeakSet[Any] = weakref.WeakSet()
+# The admitted counter must never go down: the counts of a limiter that stops reporting (unregistered, or
+# garbage-collected) are folded in here, by (limiter name, flow key), and keep being reported.
+_retired: dict[tuple[str, str | bool | None], int] = {}
+_retirements: weakref.WeakKeyDictionary[Any, weakref.finalize[Any, Any]] = weakref.WeakKeyDictionary()
 
 
 def register_limiter(limiter: LimiterState) -> None:
-    """Report ``limiter`` through the in-flight, queued and limit gauges for as long as it lives."""
+    """Report ``limiter`` through the in-flight, queued and limit gauges for as long as it lives (and, if it
+    has ``admissions_reported()``, through the admitted counter)."""
     _limiters.add(limiter)
+    report = getattr(limiter, "admissions_reported", None)
+    if report is not None and limiter not in _retirements:
+        _retirements[limiter] = weakref.finalize(limiter, _retire, limiter.name, report())
 
 
 def unregister_limiter(limiter: LimiterState) -> None:
     """Stop reporting ``limiter`` now, before it is garbage-collected: a Level 2 limiter of a finished run must
-    not keep adding its ``limit`` to the gauge shared by every run."""
+    not keep adding its ``limit`` to the gauge shared by every run. Its admissions stay counted."""
     _limiters.discard(limiter)
+    retirement = _retirements.pop(limiter, None)
+    if retirement is not None:
+        retirement()  # once only: a finalizer that ran is dead, the limiter's collection runs nothing
+
+
+def _retire(name: str, counts: dict[str | bool | None, int]) -> None:
+    for key, count in counts.items():
+        if count:
+            _retired[name, key] = _retired.get((name, key), 0) + count
+            counts[key] = 0  # re-registered later, it counts from 0 (its past is in _retired)
+
+
+def _observe_admitted(_options: CallbackOptions) -> Iterable[Observation]:
+    totals = dict(_retired)
+    for limiter in list(_limiters):
+        report = getattr(limiter, "admissions_reported", None)
+        if report is None:
+            continue
+        for key, count in list(report().items()):
+            totals[limiter.name, key] = totals.get((limiter.name, key), 0) + count
+    observations = []
+    for (name, key), count in totals.items():
+        attributes: dict[str, Any] = {names.LIMITER_NAME: name}
+        if key is True:
+            attributes[names.OTEL_METRIC_OVERFLOW] = True
+        elif key is not None:
+            attributes[names.LIMITER_FLOW] = key
+        observations.append(Observation(count, attributes))
+    return observations
 
 
 def _observe(attr: str) -> Any:
@@ -116,6 +153,8 @@ _ESTIMATE_READS = {names.LIMITER_RTT: "rtt_s", names.LIMITER_BASELINE_RTT: "base
 
 
 def _gauge_callback(metric: str) -> GaugeCallback:
+    if metric == names.LIMITER_ADMITTED:
+        return _observe_admitted
     if metric == names.LIMITER_FLOW_QUEUED:
         return _observe_flows
     if metric in _ESTIMATE_READS:
@@ -129,8 +168,9 @@ GaugeCallback = Callable[[CallbackOptions], Iterable[Observation]]
 def create_instruments(
     meter: Meter, specs: Iterable[names.MetricSpec], gauge_callback: Callable[[str], GaugeCallback]
 ) -> tuple[dict[str, Histogram], dict[str, Counter]]:
-    """The histograms and counters of a metric table, by name, created on ``meter``; each gauge is observed
-    through ``gauge_callback(name)``. Public: a plug-in creates its own table's instruments with it."""
+    """The histograms and counters of a metric table, by name, created on ``meter``; each gauge and observed
+    counter is observed through ``gauge_callback(name)``. Public: a plug-in creates its own table's instruments
+    with it."""
     histograms: dict[str, Histogram] = {}
     counters: dict[str, Counter] = {}
     for spec in specs:
@@ -144,6 +184,13 @@ def create_instruments(
         elif spec.kind == "counter":
             counters[spec.name] = meter.create_counter(
                 spec.name, unit=spec.unit, description=spec.description
+            )
+        elif spec.kind == "observed_counter":
+            meter.create_observable_counter(
+                spec.name,
+                callbacks=[gauge_callback(spec.name)],
+                unit=spec.unit,
+                description=spec.description,
             )
         else:
             meter.create_observable_gauge(

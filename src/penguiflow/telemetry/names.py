@@ -62,7 +62,6 @@ TOOL_TRANSPORT: Final = "penguiflow.tool.transport"
 TOOLS_DISCOVERED: Final = "penguiflow.tools.discovered"
 OUTCOME: Final = "penguiflow.outcome"
 LIMITER_NAME: Final = "penguiflow.limiter.name"
-LIMITER_WAITED: Final = "penguiflow.limiter.waited"
 LIMITER_FLOW: Final = "penguiflow.limiter.flow"
 # OpenTelemetry's own mark of an aggregate of the series beyond a cardinality limit (the metrics SDK spec's
 # overflow attribute): here, the named flows beyond a limiter's ``flow_labels``.
@@ -104,6 +103,7 @@ LIMITER_QUEUED: Final = "penguiflow.limiter.queued"
 LIMITER_FLOW_QUEUED: Final = "penguiflow.limiter.flow_queued"
 LIMITER_LIMIT: Final = "penguiflow.limiter.limit"
 LIMITER_WAIT: Final = "penguiflow.limiter.wait.duration"
+LIMITER_ADMITTED: Final = "penguiflow.limiter.admitted"
 LIMITER_REJECTED: Final = "penguiflow.limiter.rejected"
 LIMITER_ADJUSTMENTS: Final = "penguiflow.limiter.adjustments"
 LIMITER_RTT: Final = "penguiflow.limiter.rtt"
@@ -140,7 +140,9 @@ DURATION_BUCKETS: Final = (
 FANOUT_BUCKETS: Final = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0)
 TOKEN_BUCKETS: Final = tuple(float(4**i) for i in range(1, 12))
 
-InstrumentKind = Literal["histogram", "counter", "gauge"]
+# An observed counter is a monotonic count read on collection (an OpenTelemetry asynchronous counter): a hot
+# path adds to a plain int instead of making an SDK record a call.
+InstrumentKind = Literal["histogram", "counter", "observed_counter", "gauge"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,7 @@ class MetricSpec:
         base = self.name.replace(".", "_")
         if self.unit == "s":
             base += "_seconds"
-        if self.kind == "counter":
+        if self.kind in ("counter", "observed_counter"):
             base += "_total"
         return base
 
@@ -206,10 +208,20 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         LIMITER_WAIT,
         "histogram",
         "s",
-        "Time a call waited for this limiter (0 if the limiter never held it up); one sample per limiter of "
-        "the call's path, per admission.",
-        (*_LIMITER, LIMITER_WAITED, LIMITER_FLOW, OTEL_METRIC_OVERFLOW),
+        "Time a call waited for this limiter: one sample per call it held up, at each limiter of the "
+        "call's path that held it up (a call admitted at once records none; its count is the calls that "
+        "waited, the admitted counter's the calls admitted).",
+        (*_LIMITER, LIMITER_FLOW, OTEL_METRIC_OVERFLOW),
         DURATION_BUCKETS,
+    ),
+    MetricSpec(
+        LIMITER_ADMITTED,
+        "observed_counter",
+        "{call}",
+        "Calls admitted through the limiter while metrics were on, waited or not (one per limiter of a "
+        "call's path); at a fair limiter by named flow, like the wait histogram. Counted in memory and "
+        "read on collection.",
+        (*_LIMITER, LIMITER_FLOW, OTEL_METRIC_OVERFLOW),
     ),
     MetricSpec(
         LIMITER_REJECTED,
@@ -439,7 +451,6 @@ ATTRIBUTES: Final[tuple[NameSpec, ...]] = (
     ),
     NameSpec(OUTCOME, "attribute", "How a call ended: " + " | ".join(OUTCOMES) + "."),
     NameSpec(LIMITER_NAME, "attribute", "The limiter's name (a tool source, planner, planner.run …)."),
-    NameSpec(LIMITER_WAITED, "attribute", "Whether this limiter held the call up (false: it had room)."),
     NameSpec(
         LIMITER_FLOW,
         "attribute",

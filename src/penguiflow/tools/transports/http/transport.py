@@ -159,11 +159,12 @@ class HttpTransport:
         return parsed.operations
 
     async def _fetch_document(self) -> tuple[list[bytes], str | None]:
-        """The OpenAPI document, fetched within ``timeout_s`` in all (a server trickling bytes cannot hold the
-        connect up) and at most ``max_response_bytes`` long, whatever its status."""
+        """The OpenAPI document, fetched within ``connect_timeout_s`` in all (a server trickling bytes cannot hold
+        the connect up) and at most ``max_response_bytes`` long, whatever its status. Discovery's bound, not a
+        call's: a source with a tight ``timeout_s`` still gets its (possibly large) document."""
         url = self.document_url
         where = f"{self.config.name}: OpenAPI document {url}"
-        seconds = self.config.timeout_s
+        seconds = self.config.connect_timeout_s
         own = Credentials(origin(url))  # the userinfo of openapi_url, for its own origin only
         _, user, password = split_userinfo(self.config.openapi_url or "")
         if user is not None or password is not None:
@@ -183,7 +184,7 @@ class HttpTransport:
                     join=False,
                 )
         except (TimeoutError, ToolTimeoutError):
-            raise ToolConnectionError(f"{where}: timed out after {seconds:g}s") from None
+            raise ToolConnectionError(f"{where}: timed out after {seconds:g}s (connect_timeout_s)") from None
         return body, response.headers.get("content-type")
 
     def operation(self, tool: str) -> Operation:
