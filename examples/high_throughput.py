@@ -2,7 +2,7 @@
 
 A reliable internal data API with ``max_concurrency=50`` and a planner at ``absolute_max_parallel=100``: one hop
 of 120 calls runs 50 at a time against the source (the server measures it) while the planner's ceiling of 100 is
-never the bottleneck. Runs against a local HTTP API in ~2 s.
+never the bottleneck. Runs against a local HTTP API in ~4 s.
 
     python examples/high_throughput.py
 """
@@ -18,7 +18,9 @@ from penguiflow.planner.llm.scripted import ScriptedLLM
 from penguiflow.tools import ExternalToolConfig, ToolNode, TransportType
 
 CALLS = 120
-CALL_MS = 250  # long enough that 50 calls overlap even on a loaded 2-core machine
+# Long enough that 50 calls overlap even on a loaded 2-core machine (at load 8-9, 250 ms calls overlapped only
+# 34 at a time: sending 50 requests took longer than one call).
+CALL_MS = 1000
 
 
 async def main() -> None:

@@ -81,3 +81,21 @@ def test_admissions_stay_counted_after_a_limiter_stops_reporting() -> None:
         assert admitted(name) == 6
 
     asyncio.run(main())
+
+
+def test_the_demo_summary_keeps_a_finished_limiter_none_of_whose_calls_waited() -> None:
+    """A finished run's Level 2 limiter reports no gauges and, if none of its calls waited, no wait sample: its
+    admissions keep its row in the demo's summary (its peak was sampled while it ran)."""
+    from penguiflow.demo.stats import Collector
+
+    name = otel.unique("run")
+
+    async def main() -> None:
+        limiter = ConcurrencyLimit(5, name=name)
+        await limiter.acquire()
+        limiter.release()
+        unregister_limiter(limiter)
+
+    asyncio.run(main())
+    rows = Collector(otel.READER).collect().limiters
+    assert rows[name].admitted == 1 and not rows[name].wait.counts

@@ -405,7 +405,8 @@ def test_a_full_demo_run_never_prints_logs_or_exports_its_token() -> None:
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "PYTHONUNBUFFERED": "1",
         }
-        argv = ["demo", "--duration", "2", "--console", "--service-name", "secrets-demo"]
+        # 4 s: --duration is a hard bound, and under load a 2 s run was cut off before the flaky endpoint's 503s.
+        argv = ["demo", "--duration", "4", "--console", "--service-name", "secrets-demo"]
         result = subprocess.run(
             [sys.executable, "-c", DEMO_WITH_DEBUG_LOGS, *argv],
             cwd=root, env=env, capture_output=True, text=True, timeout=100,

@@ -75,7 +75,8 @@ class LimiterRow:
     limit: int = 0
     peak_in_flight: int = 0
     peak_queued: int = 0
-    wait: Histogram = field(default_factory=Histogram)
+    wait: Histogram = field(default_factory=Histogram)  # the calls that waited
+    admitted: int = 0  # every call admitted, waited or not
     rejected: int = 0
     # adaptive limiters only: the estimate's inputs, the changes by reason, the lowest and highest limit seen
     rtt: float | None = None
@@ -170,6 +171,10 @@ class Collector:
                     row(limiter).queued = value
                 elif name == names.LIMITER_LIMIT:
                     row(limiter).limit = value
+                elif name == names.LIMITER_ADMITTED:
+                    # Also what keeps a limiter that no longer reports its gauges (a finished run's Level 2)
+                    # in the summary when none of its calls waited.
+                    row(limiter).admitted += value
                 elif name == names.LIMITER_REJECTED:
                     row(limiter).rejected += value
                 elif name == names.LIMITER_ADJUSTMENTS:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastmcp import Client
+from fastmcp.telemetry import suppress_fastmcp_telemetry
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.types import CallToolResult, InputRequiredResult, InputResponses
 
@@ -54,6 +55,8 @@ async def call_tool(
     first = await send()
     if isinstance(first, CallToolResult):
         return first
-    # fastmcp's driver: each embedded request through the session's callback table, then the call re-sent.
-    driven: CallToolResult = await client._drive_input_required(first, send)
+    # fastmcp's driver: each embedded request through the session's callback table, then the call re-sent
+    # (its spans switched off here: the caller's own_spans leaves fastmcp's switch to this module).
+    with suppress_fastmcp_telemetry():
+        driven: CallToolResult = await client._drive_input_required(first, send)
     return driven

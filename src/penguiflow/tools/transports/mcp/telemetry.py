@@ -33,9 +33,12 @@ from opentelemetry.trace import NonRecordingSpan, Span, Tracer
 
 from penguiflow.telemetry import names
 
-__all__ = ["own_spans", "set_attributes"]
+__all__ = ["own_spans", "set_attributes", "set_checked_attributes"]
 
-_OURS: ContextVar[bool] = ContextVar("penguiflow_mcp_own_spans", default=False)
+# Inside own_spans: which of the SDK's request attributes to copy (0 outside: the SDK's spans are untouched).
+_ALL: Final = 1  # method and request id (connect, resources, prompts)
+_REQUEST_ID: Final = 2  # the id only: a tools/call span has its method already (set once per session)
+_OURS: ContextVar[int] = ContextVar("penguiflow_mcp_own_spans", default=0)
 # The SDK's request attributes worth keeping, on our span, under the same (semantic-convention) names.
 _KEPT: Final = (names.MCP_METHOD_NAME, names.JSONRPC_REQUEST_ID)
 
@@ -46,24 +49,31 @@ class _SdkTracer(Tracer):
     def __init__(self, delegate: Tracer) -> None:
         self._delegate = delegate
 
-    def _absorb(self, attributes: Mapping[str, Any] | None) -> Span:
+    def _absorb(self, attributes: Mapping[str, Any] | None, kept: int) -> Span:
         current = trace.get_current_span()
         if attributes and current.is_recording():
-            current.set_attributes({key: attributes[key] for key in _KEPT if key in attributes})
+            if kept == _REQUEST_ID:
+                request_id = attributes.get(names.JSONRPC_REQUEST_ID)
+                if request_id is not None:
+                    current.set_attribute(names.JSONRPC_REQUEST_ID, request_id)
+            else:
+                current.set_attributes({key: attributes[key] for key in _KEPT if key in attributes})
         return NonRecordingSpan(current.get_span_context())
 
     def start_span(self, name: str, *args: Any, **kwargs: Any) -> Span:
-        if _OURS.get():
-            return self._absorb(kwargs.get("attributes"))
+        kept = _OURS.get()
+        if kept:
+            return self._absorb(kwargs.get("attributes"), kept)
         return self._delegate.start_span(name, *args, **kwargs)
 
     @contextlib.contextmanager
     def start_as_current_span(  # type: ignore[override]  # the same call signature, typed loosely on purpose
         self, name: str, *args: Any, **kwargs: Any
     ) -> Iterator[Span]:
-        if _OURS.get():
+        kept = _OURS.get()
+        if kept:
             # Not made current: the SDK's inject() then reads our span, and nothing of the SDK's is exported.
-            yield self._absorb(kwargs.get("attributes"))
+            yield self._absorb(kwargs.get("attributes"), kept)
             return
         with self._delegate.start_as_current_span(name, *args, **kwargs) as span:
             yield span
@@ -83,15 +93,33 @@ def _install() -> None:
 _install()
 
 
-@contextlib.contextmanager
-def own_spans() -> Iterator[None]:
-    """Run MCP client code with penguiflow's spans as the only client spans (see the module docstring)."""
-    token = _OURS.set(True)
-    try:
-        with suppress_fastmcp_telemetry():
-            yield
-    finally:
-        _OURS.reset(token)
+class own_spans:  # used as a function: ``with own_spans():``
+    """Run MCP client code with penguiflow's spans as the only client spans (see the module docstring).
+
+    ``method_set``: the current span has its ``mcp.method.name`` already (a ``tools/call``): only the request id
+    is copied. ``fastmcp=False`` skips fastmcp's switch (an OpenTelemetry context attached and detached) for
+    code that runs none of fastmcp's client (:mod:`.direct`, which sets the switch itself around fastmcp's
+    driver). A class, not a generator context manager: it runs around every call."""
+
+    __slots__ = ("_fastmcp", "_kept", "_token")
+
+    def __init__(self, method_set: bool = False, fastmcp: bool = True) -> None:
+        self._kept = _REQUEST_ID if method_set else _ALL
+        self._fastmcp: contextlib.AbstractContextManager[None] | None = (
+            suppress_fastmcp_telemetry() if fastmcp else None
+        )
+
+    def __enter__(self) -> None:
+        self._token = _OURS.set(self._kept)
+        if self._fastmcp is not None:
+            self._fastmcp.__enter__()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            if self._fastmcp is not None:
+                self._fastmcp.__exit__(*exc_info)
+        finally:
+            _OURS.reset(self._token)
 
 
 def set_attributes(attributes: Mapping[str, Any]) -> None:
@@ -99,3 +127,10 @@ def set_attributes(attributes: Mapping[str, Any]) -> None:
     span = trace.get_current_span()
     if span.is_recording():
         span.set_attributes({key: value for key, value in attributes.items() if value is not None})
+
+
+def set_checked_attributes(attributes: Mapping[str, Any]) -> None:
+    """:func:`set_attributes` for a mapping built once without ``None`` values (a call's fixed attributes)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(attributes)

@@ -36,7 +36,7 @@ from penguiflow.tools.transports.mcp.command import StderrLog
 from penguiflow.tools.transports.mcp.content import result_value, tool_fields, wrapped_tools
 from penguiflow.tools.transports.mcp.failures import Failures
 from penguiflow.tools.transports.mcp.notifications import Notifications
-from penguiflow.tools.transports.mcp.telemetry import own_spans, set_attributes
+from penguiflow.tools.transports.mcp.telemetry import own_spans, set_attributes, set_checked_attributes
 
 __all__ = ["McpTransport"]
 
@@ -130,7 +130,11 @@ class McpTransport:
         else:
             opening.on_auth_status = self._saw_auth_status
             self._session_attrs = _session_attributes(client)
-            self._open_call_attributes = {**self._call_attributes, **self._session_attrs}
+            self._open_call_attributes = {  # no None values: set on every call's span as it is
+                key: value
+                for key, value in {**self._call_attributes, **self._session_attrs}.items()
+                if value is not None
+            }
             self._client = client
             return client
         raise error from cause  # outside the except block: see safe_cause
@@ -214,14 +218,18 @@ class McpTransport:
         name = self._name(tool)
         client = self._client
         if client is not None:
-            set_attributes(self._open_call_attributes)
+            set_checked_attributes(self._open_call_attributes)
         else:
-            set_attributes(self._call_attributes)
+            set_checked_attributes(self._call_attributes)
             client = await self._session()
             self._session_attributes(client)
         try:
-            with own_spans(), self.notifications.call(CURRENT_CALL.get()) as on_progress:
-                if direct.usable(client):  # see the direct module: fastmcp's layers add nothing here
+            lean = direct.usable(client)  # see the direct module: fastmcp's layers add nothing here
+            with (
+                own_spans(method_set=True, fastmcp=not lean),
+                self.notifications.call(CURRENT_CALL.get()) as on_progress,
+            ):
+                if lean:
                     result = await direct.call_tool(client, tool, arguments, on_progress)
                 else:
                     result = await client.call_tool_mcp(tool, arguments, progress_handler=on_progress)
