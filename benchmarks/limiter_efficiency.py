@@ -120,7 +120,12 @@ async def measure(
 
 
 # --- instruction counts (callgrind) ---------------------------------------------------------------------------
+_gate: asyncio.Future[None] | None = None  # drain: holds the first call's work until the others are queued
+
+
 async def _zero_work() -> None:
+    if _gate is not None and not _gate.done():
+        await _gate
     await asyncio.sleep(0)
 
 
@@ -143,18 +148,54 @@ def _callers() -> dict[str, Callable[[], Awaitable[Any]]]:
     }
 
 
-async def _contended(call: Callable[[], Awaitable[Any]], calls: int) -> None:
-    await asyncio.gather(*[asyncio.create_task(call()) for _ in range(calls)])  # type: ignore[arg-type]
+Region = Callable[[], None]
 
 
-async def _sequential(call: Callable[[], Awaitable[Any]], calls: int) -> None:
-    for _ in range(calls):
-        await call()
+def _contended(loop: asyncio.AbstractEventLoop, call: Callable[[], Awaitable[Any]], calls: int) -> Region:
+    """All calls started at once: the arrivals (each queues but the first) and the hand-offs."""
+
+    async def run() -> None:
+        await asyncio.gather(*[asyncio.create_task(call()) for _ in range(calls)])  # type: ignore[arg-type]
+
+    return lambda: loop.run_until_complete(run())
 
 
+def _sequential(loop: asyncio.AbstractEventLoop, call: Callable[[], Awaitable[Any]], calls: int) -> Region:
+    """One call after the other: nobody ever waits."""
+
+    async def run() -> None:
+        for _ in range(calls):
+            await call()
+
+    return lambda: loop.run_until_complete(run())
+
+
+def _drain(loop: asyncio.AbstractEventLoop, call: Callable[[], Awaitable[Any]], calls: int) -> Region:
+    """The hand-offs alone, arrivals excluded: outside the region every call starts and all but the first
+    queue (the first holds its slot, its work waiting on a gate; without a limiter all of them wait on the
+    gate); the region opens the gate and runs the calls to their end, each admitted by its predecessor's
+    release (the floor: each woken by the gate instead)."""
+    global _gate
+    gate = _gate = loop.create_future()
+    tasks: list[asyncio.Task[Any]] = [loop.create_task(call()) for _ in range(calls)]  # type: ignore[arg-type]
+    for _ in range(2):
+        loop.run_until_complete(asyncio.sleep(0))  # every task reaches its wait
+
+    def run() -> None:
+        gate.set_result(None)
+        loop.run_until_complete(asyncio.gather(*tasks))
+
+    return run
+
+
+SHAPES: dict[str, Callable[[asyncio.AbstractEventLoop, Callable[[], Awaitable[Any]], int], Region]] = {
+    "contended": _contended,
+    "sequential": _sequential,
+    "drain": _drain,
+}
 INSTRUCTION_REGIONS = [
     (shape, kind)
-    for shape in ("contended", "sequential")
+    for shape in SHAPES
     for kind in ("none", "ConcurrencyLimit", "asyncio.Semaphore", "wrap(), no layer")
 ]
 
@@ -162,16 +203,16 @@ INSTRUCTION_REGIONS = [
 def child_instructions(calls: int) -> None:
     """Under callgrind: each (shape, variant) of :data:`INSTRUCTION_REGIONS` in a region of its own, after a
     warm-up outside the regions."""
+    global _gate
     loop = asyncio.new_event_loop()
     callers = _callers()
-    shapes = {"contended": _contended, "sequential": _sequential}
     for shape, kind in INSTRUCTION_REGIONS:
-        loop.run_until_complete(shapes[shape](callers[kind], max(10, calls // 10)))
+        SHAPES[shape](loop, callers[kind], max(10, calls // 10))()
     gc.collect()
     gc.disable()  # a collection would land in whichever region it happens to fall: count none
     for shape, kind in INSTRUCTION_REGIONS:
-        run = shapes[shape]
-        _instructions.region(lambda run=run, kind=kind: loop.run_until_complete(run(callers[kind], calls)))  # type: ignore[misc]
+        _instructions.region(SHAPES[shape](loop, callers[kind], calls))
+        _gate = None
     gc.enable()
     loop.close()
     print(json.dumps(INSTRUCTION_REGIONS))
@@ -189,6 +230,7 @@ def instructions_report(calls: int, out: Any) -> None:
     rows = []
     for shape, label in (
         ("contended", "per hand-off (L=1, contended)"),
+        ("drain", "per hand-off, arrivals excluded"),
         ("sequential", "per uncontended call"),
     ):
         floor = per_call[(shape, "none")]

@@ -97,11 +97,14 @@ def test_limiter_efficiency_counts_instructions(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "per hand-off" in done.stdout
     per_call = json.loads(out.read_text())["per_call"]
-    for shape in ("contended", "sequential"):
+    for shape in ("contended", "drain", "sequential"):
         figures = per_call[shape]
         assert figures["floor"] > 0
-        # Above the same work without a limiter, every limiter costs something; ours includes the stack's cost.
-        assert figures["ConcurrencyLimit"] > figures["wrap(), no layer"] > 0
+        # Above the same work without a limiter, every limiter costs something; ours includes the stack's cost
+        # (in a drain, wrap() alone is only the resumption of one frame more: ~1,000 instructions, not checked).
+        assert figures["ConcurrencyLimit"] > figures["wrap(), no layer"]
         assert figures["asyncio.Semaphore"] > 0
+        if shape != "drain":
+            assert figures["wrap(), no layer"] > 0
     # A hand-off (a waiter queued, then woken by a release) costs more than a call that never waits.
     assert per_call["contended"]["ConcurrencyLimit"] > per_call["sequential"]["ConcurrencyLimit"]
