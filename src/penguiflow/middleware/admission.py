@@ -47,7 +47,7 @@ import asyncio
 import itertools
 from asyncio import events
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from penguiflow.errors import LimiterLoopError
 
@@ -201,18 +201,24 @@ def release(path: Path) -> None:
     """Give back the slots of one admitted call; the waiters those slots let in are admitted at once."""
     # Integer tests only, unless someone waits here: ``_waiting`` first (a limiter no waiting call's path
     # includes has nothing parked at it), then the groups parked; the loop is checked only when the release does
-    # not run on the limiter's own loop.
-    for limiter in path:
-        if limiter._in_flight <= 0:
-            raise RuntimeError(f"ConcurrencyLimit {limiter.name!r}: release() without a matching acquire()")
-        if limiter._waiting and limiter._parking.parked and limiter._loop is not events._get_running_loop():
-            _check_release_loop(limiter)
+    # not run on the limiter's own loop. Every check comes before any slot is given back.
     if len(path) == 1:  # a limiter used alone: no limiter is freed after it
         limiter = path[0]
-        limiter._in_flight -= 1
+        if limiter._in_flight <= 0:
+            _unmatched(limiter)
         if limiter._waiting and limiter._parking.parked:
+            if limiter._loop is not events._get_running_loop():
+                _check_release_loop(limiter)
+            limiter._in_flight -= 1
             grant(limiter)
+        else:
+            limiter._in_flight -= 1
         return
+    for limiter in path:
+        if limiter._in_flight <= 0:
+            _unmatched(limiter)
+        if limiter._waiting and limiter._parking.parked and limiter._loop is not events._get_running_loop():
+            _check_release_loop(limiter)
     for limiter in path:
         limiter._in_flight -= 1
     for index, limiter in enumerate(path):
@@ -221,6 +227,10 @@ def release(path: Path) -> None:
             if later:
                 _pull(limiter, later)
             grant(limiter, later)
+
+
+def _unmatched(limiter: ConcurrencyLimit) -> NoReturn:
+    raise RuntimeError(f"ConcurrencyLimit {limiter.name!r}: release() without a matching acquire()")
 
 
 def _pull(limiter: ConcurrencyLimit, later: Path) -> None:
@@ -258,7 +268,10 @@ def grant(limiter: ConcurrencyLimit, later: Path = ()) -> None:
             withdraw(waiter)
             continue
         path = group.path
-        if len(path) > 1:  # else its one limiter is this one, which has room: the head is admitted
+        if len(path) == 1:  # its one limiter is this one, which has room: the head is admitted
+            limiter._in_flight += 1
+            limiter._waiting -= 1
+        else:
             target = blocker(path)
             if target is None and later:
                 target = next((k for k in later if k._parking and k in path), None)
@@ -268,12 +281,12 @@ def grant(limiter: ConcurrencyLimit, later: Path = ()) -> None:
                 _unpark(group, now)
                 _park(group, target, now)
                 continue
-        for member in path:
-            member._in_flight += 1
-            member._waiting -= 1
-        if waiter.waits is not None:  # the time this call was parked at each limiter of its path
-            clock = group.clock(now)
-            waiter.waits = [end - start for end, start in zip(clock, waiter.waits, strict=True)]
+            for member in path:
+                member._in_flight += 1
+                member._waiting -= 1
+            if waiter.waits is not None:  # the time this call was parked at each limiter of its path
+                clock = group.clock(now)
+                waiter.waits = [end - start for end, start in zip(clock, waiter.waits, strict=True)]
         _unlink(group, waiter)
         if parking.fair:
             _count(limiter, group, -1)
