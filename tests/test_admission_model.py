@@ -271,7 +271,21 @@ HOGGING_RUN = {
 }
 
 
+# Found by this test (it failed on main from 97d9146 on): a release frees Level 2, Level 1 and the source; the
+# older call of a run (7: run, planner, source) is deferred to compete at the source, and the run's younger
+# call (8: run, planner) took the one Level 1 slot meanwhile, passing it at both the run's FIFO Level 2 and in
+# its flow at the fair Level 1.
+DEFERRED_THEN_PASSED = {
+    "level1": 2,
+    "fairness": "fair",
+    "runs": [(None, 1, False), (1, 1, False)],
+    "sources": [(1, None, "fifo")],
+    "ops": [("arrive", pick) for pick in (0, 0, 0, 0, 1, 2, 0, 1, 183)],
+}
+
+
 @example(spec=HOGGING_RUN)
+@example(spec=DEFERRED_THEN_PASSED)
 @settings(
     max_examples=500,
     deadline=None,

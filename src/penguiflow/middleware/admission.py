@@ -19,8 +19,9 @@ limiter it now waits for, and the next candidate is tried. This stops when the l
 parked. A finished call frees a slot at each limiter of its path; they serve their groups in path order (the
 run's Level 2, then Level 1, then the source). Before a limiter serves, the groups waiting at the limiters freed
 after it that need it too join its queue; while it serves, a candidate that needs a limiter freed after it
-where others still wait moves there. Either way, calls that could both take a freed slot compete under the
-policy of the limiter they share (a run's next call, let in by its own Level 2, does not jump the other runs'
+where others still wait moves there, and that limiter stops serving until the later ones have decided (then
+serves again). Either way, calls that could both take a freed slot compete under the policy of the limiter they
+share (a run's next call, let in by its own Level 2, does not jump the other runs'
 queue at a fair Level 1; an older call waiting for its source is not passed by a younger one of its run). Thus
 
 * a younger call is admitted while an older one sharing a limiter still waits only if the older one waits for a
@@ -227,6 +228,11 @@ def release(path: Path) -> None:
             if later:
                 _pull(limiter, later)
             grant(limiter, later)
+    # A limiter that stopped serving to let a candidate compete at a later one may still have room: serve it
+    # again now that the later ones have decided (restoring "a limiter with room has nothing parked at it").
+    for limiter in path:
+        if limiter._in_flight < limiter._limit and limiter._waiting and limiter._parking.parked:
+            grant(limiter)
 
 
 def _unmatched(limiter: ConcurrencyLimit) -> NoReturn:
@@ -253,7 +259,8 @@ def grant(limiter: ConcurrencyLimit, later: Path = ()) -> None:
     A group whose path is full elsewhere moves to that limiter. ``later`` are limiters freed by the same release
     and served after this one: a group needing one of them that has waiters of its own moves there instead of
     being admitted, so it competes with those waiters under *that* limiter's policy — a run's next call, freed
-    by its own Level 2 slot, does not take the Level 1 slot ahead of the other runs waiting for Level 1."""
+    by its own Level 2 slot, does not take the Level 1 slot ahead of the other runs waiting for Level 1 — and
+    this limiter stops serving until they have decided, so nobody behind that group here passes it."""
     parking = limiter._parking
     peek = parking.peek
     loop = limiter._loop
@@ -273,13 +280,20 @@ def grant(limiter: ConcurrencyLimit, later: Path = ()) -> None:
             limiter._waiting -= 1
         else:
             target = blocker(path)
+            deferred = False
             if target is None and later:
                 target = next((k for k in later if k._parking and k in path), None)
+                deferred = target is not None
             if now < 0.0:
                 now = loop.time() if loop is not None else 0.0
             if target is not None:
                 _unpark(group, now)
                 _park(group, target, now)
+                if deferred:
+                    # Deferred to compete at a later limiter: the groups behind it here must not take this
+                    # limiter's room meanwhile (a younger call of its run would pass it); release() serves
+                    # this limiter again once the later ones have decided.
+                    return
                 continue
             for member in path:
                 member._in_flight += 1
