@@ -14,8 +14,9 @@ admission point of the stack, in one decision (:mod:`penguiflow.middleware.admis
 
 from penguiflow.middleware import client_errors
 from penguiflow.middleware.adaptive import AdaptiveConcurrencyLimit, AdaptivePolicy
+from penguiflow.middleware.admission_point import Admission, CallerLimits, admit
 from penguiflow.middleware.call import Call, CallNext, Handler, LatencyCallback, Middleware
-from penguiflow.middleware.concurrency import Admission, CallerLimits, ConcurrencyLimit, admit
+from penguiflow.middleware.concurrency import ConcurrencyLimit
 from penguiflow.middleware.events import EVENT_TYPES, FlowEvent, FlowEventLogger, log_flow_events
 from penguiflow.middleware.failures import Failure, classify, register_classifier
 from penguiflow.middleware.retry import Retry, RetryPolicy, parse_retry_after

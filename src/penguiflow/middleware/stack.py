@@ -19,8 +19,8 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 from penguiflow.errors import LimiterRejectedError
+from penguiflow.middleware.admission_point import CallerLimits, place_admission
 from penguiflow.middleware.call import Call, CallNext, Handler, Middleware, make_call
-from penguiflow.middleware.concurrency import CallerLimits, place_admission
 from penguiflow.middleware.failures import classify
 from penguiflow.telemetry import instruments, names
 from penguiflow.telemetry.bounds import MAX_OWN_VALUE_CHARS, bounded

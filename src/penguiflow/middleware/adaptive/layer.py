@@ -19,8 +19,9 @@ from opentelemetry import trace
 from penguiflow.errors import ConfigurationError, LimiterRejectedError
 from penguiflow.middleware.adaptive.policy import AdaptivePolicy
 from penguiflow.middleware.adaptive.sample import LimitAlgorithm, Sample, Signal
+from penguiflow.middleware.admission_point import admit
 from penguiflow.middleware.call import Call, CallNext, LatencyCallback
-from penguiflow.middleware.concurrency import ConcurrencyLimit, admit
+from penguiflow.middleware.concurrency import ConcurrencyLimit
 from penguiflow.middleware.failures import classify
 from penguiflow.telemetry import instruments, names
 
