@@ -191,12 +191,7 @@ class ConcurrencyLimit:
         key = self._flow_key(flow)
         attributes = self._wait_attributes.get(key)
         if attributes is None:
-            attributes = {names.LIMITER_NAME: self._name}
-            if key is True:
-                attributes[names.OTEL_METRIC_OVERFLOW] = True
-            elif key is not None:
-                attributes[names.LIMITER_FLOW] = key
-            self._wait_attributes[key] = attributes
+            attributes = self._wait_attributes[key] = instruments.flow_attributes(self._name, key)
         return attributes
 
     def _count_admitted(self, flow: Hashable) -> None:

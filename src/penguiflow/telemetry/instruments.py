@@ -79,15 +79,7 @@ def _observe_admitted(_options: CallbackOptions) -> Iterable[Observation]:
             continue
         for key, count in list(report().items()):
             totals[limiter.name, key] = totals.get((limiter.name, key), 0) + count
-    observations = []
-    for (name, key), count in totals.items():
-        attributes: dict[str, Any] = {names.LIMITER_NAME: name}
-        if key is True:
-            attributes[names.OTEL_METRIC_OVERFLOW] = True
-        elif key is not None:
-            attributes[names.LIMITER_FLOW] = key
-        observations.append(Observation(count, attributes))
-    return observations
+    return _by_flow(totals)
 
 
 def _observe(attr: str) -> Any:
@@ -103,23 +95,30 @@ def _observe(attr: str) -> Any:
 
 def _observe_flows(_options: CallbackOptions) -> Iterable[Observation]:
     # Fair limiters only (others report nothing): their labelled flows, and the overflow of the later ones.
-    totals: dict[tuple[str, str | None], int] = {}
+    totals: dict[tuple[str, str | bool | None], int] = {}
     for limiter in list(_limiters):
         report = getattr(limiter, "flows_reported", None)
         if report is None:
             continue
         for flow, count in report():
-            key = (limiter.name, flow)
+            key = (limiter.name, True if flow is None else flow)  # None there is the overflow
             totals[key] = totals.get(key, 0) + count
-    observations = []
-    for (name, flow), count in totals.items():
-        attributes: dict[str, Any] = {names.LIMITER_NAME: name}
-        if flow is None:
-            attributes[names.OTEL_METRIC_OVERFLOW] = True
-        else:
-            attributes[names.LIMITER_FLOW] = flow
-        observations.append(Observation(count, attributes))
-    return observations
+    return _by_flow(totals)
+
+
+def flow_attributes(limiter: str, flow_key: str | bool | None) -> dict[str, Any]:
+    """The attributes of a limiter's per-flow series: ``flow_key`` ``None`` (no flow), a labelled flow's name,
+    or ``True`` (the overflow of the flows beyond the limiter's ``flow_labels``)."""
+    attributes: dict[str, Any] = {names.LIMITER_NAME: limiter}
+    if flow_key is True:
+        attributes[names.OTEL_METRIC_OVERFLOW] = True
+    elif flow_key is not None:
+        attributes[names.LIMITER_FLOW] = flow_key
+    return attributes
+
+
+def _by_flow(totals: Mapping[tuple[str, str | bool | None], int]) -> list[Observation]:
+    return [Observation(count, flow_attributes(name, key)) for (name, key), count in totals.items()]
 
 
 _GAUGE_READS = {
