@@ -672,7 +672,8 @@ def traces() -> dict[str, Any]:
         row("Find traces"),
         trace_table(
             "Agent runs",
-            "Recent planner runs (invoke_agent spans); open one to see its execute_tool, queue_wait and attempt spans.",
+            "Recent planner runs (invoke_agent spans); open one to see its execute_tool and attempt spans "
+            "(a call's queue wait is an event on its execute_tool span).",
             operation=agent_operation,
         ),
         trace_table(
@@ -695,7 +696,7 @@ def traces() -> dict[str, Any]:
         {
             "type": "traces",
             "title": "Trace $trace_id",
-            "description": "invoke_agent → execute_tool → queue_wait / attempt → the MCP server's own spans.",
+            "description": "invoke_agent → execute_tool (queue_wait events) → attempt → the MCP server's own spans.",
             "datasource": {"type": "jaeger", "uid": "${datasource}"},
             "options": {},
             "targets": [jaeger_target("A", query="$trace_id")],

@@ -273,21 +273,24 @@ async def test_thirty_calls_through_a_limit_of_ten_read_mid_run(spans: InMemoryS
     assert otel.value(names.LIMITER_ADMITTED, **{names.LIMITER_NAME: name}) == 30
     assert otel.histogram_count(names.LIMITER_WAIT, **{names.LIMITER_NAME: name}) == 20
 
-    # A queue_wait span for each call that waited, child of that call's execute_tool span.
-    tool_spans = {
-        span.context.span_id: span.attributes[names.GEN_AI_TOOL_CALL_ID]
-        for span in otel.spans(names.SPAN_EXECUTE_TOOL.format(tool=tool))
-    }
+    # A queue_wait event on the execute_tool span of each call that waited, and no span of its own.
+    tool_spans = otel.spans(names.SPAN_EXECUTE_TOOL.format(tool=tool))
     assert len(tool_spans) == 30
-    waits = otel.spans(names.SPAN_QUEUE_WAIT.format(limiter=name))
+    assert len(otel.SPANS.get_finished_spans()) == 30
+    waits = otel.span_events(names.EVENT_QUEUE_WAIT, **{names.LIMITER_NAME: name})
     assert len(waits) == 20
     waited_calls = set()
-    for span in waits:
-        assert span.parent is not None and span.parent.span_id in tool_spans
-        assert span.context.trace_id == span.parent.trace_id
-        waited_calls.add(tool_spans[span.parent.span_id])
-        assert span.attributes[names.LIMITER_NAME] == name
+    for span, attributes in waits:
+        assert span in tool_spans
+        waited_calls.add(span.attributes[names.GEN_AI_TOOL_CALL_ID])
+        # 10 running; the i-th waiter joined the queue as its (i - 9)-th call, under the limit of 10.
+        assert attributes[names.LIMITER_LIMIT_AT_ARRIVAL] == 10
+        assert 1 <= attributes[names.LIMITER_QUEUED_AT_ARRIVAL] <= 20
+        assert attributes[names.LIMITER_WAIT_S] > 0
+        assert span.events[0].timestamp >= span.start_time  # at admission, inside the call's span
     assert waited_calls == {f"{tool}#{i}" for i in range(10, 30)}
+    queued = sorted(a[names.LIMITER_QUEUED_AT_ARRIVAL] for _, a in waits)
+    assert queued == list(range(1, 21))
 
 
 # --- run-time limit changes, bounded queue, cancellation ------------------------------------------------------
@@ -370,6 +373,43 @@ async def test_cancelled_while_queued_leaves_the_queue() -> None:
     limiter.release()
     assert (limiter.in_flight, limiter.queued) == (0, 0)
     assert await limiter.acquire() == 0.0  # the slot is free at once
+
+
+async def test_a_cancelled_wait_and_a_joint_wait_are_events_on_the_calls_span(
+    spans: InMemorySpanExporter,
+) -> None:
+    # Telemetry on: a call cancelled while queued still says it waited (on its execute_tool span, which
+    # ends cancelled), and a joint wait is named after the limiter that held it up, with that limiter's queue.
+    outer = ConcurrencyLimit(5, name=unique("event.outer"))
+    inner = ConcurrencyLimit(1, name=unique("event.inner"))
+    await inner.acquire()
+    stack = Stack(lambda call: asyncio.sleep(0), [CallerLimits()])
+    cancelled = asyncio.create_task(stack(Call("event.cancelled", {}, limits=(outer, inner))))
+    await eventually(lambda: inner.queued == 1)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    joint = asyncio.create_task(stack(Call("event.joint", {}, limits=(outer, inner))))
+    await eventually(lambda: inner.queued == 1)
+    await asyncio.sleep(0.01)
+    inner.release()
+    await joint
+    by_tool = {span.name: span for span in otel.spans("execute_tool event.")}
+    assert set(by_tool) == {"execute_tool event.cancelled", "execute_tool event.joint"}
+    for tool, outcome in (("event.cancelled", "cancelled"), ("event.joint", None)):
+        span = by_tool[f"execute_tool {tool}"]
+        assert span.attributes is not None and span.attributes.get(names.OUTCOME) == outcome
+        (event,) = [e for e in span.events if e.name == names.EVENT_QUEUE_WAIT]
+        assert event.attributes is not None
+        assert event.attributes[names.LIMITER_NAME] == inner.name
+        assert (
+            event.attributes[names.LIMITER_QUEUED_AT_ARRIVAL],
+            event.attributes[names.LIMITER_LIMIT_AT_ARRIVAL],
+        ) == (1, 1)
+        assert event.attributes[names.LIMITER_WAIT_S] > 0
+    assert by_tool["execute_tool event.joint"].events[0].attributes[names.LIMITER_WAIT_S] >= 0.01  # type: ignore[index]
+    assert len(spans.get_finished_spans()) == 2  # no span of the wait's own
+    assert (inner.in_flight, outer.in_flight) == (0, 0)
 
 
 async def test_cancelled_while_running_frees_the_slot_and_counts_as_cancelled() -> None:

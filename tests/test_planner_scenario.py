@@ -158,7 +158,8 @@ async def test_the_guides_example_scenario(
         s for s in otel.spans("execute_tool ") if s.parent and s.parent.span_id == run_span.context.span_id
     ]
     assert len(tool_spans) == 50
-    waits = otel.spans("queue_wait github")
+    waits = otel.span_events(names.EVENT_QUEUE_WAIT, **{names.LIMITER_NAME: "github"})
     assert len(waits) >= 20
+    assert all(span in tool_spans for span, _ in waits)
     ((_, fanout),) = otel.points(names.PLANNER_FANOUT, **{names.GEN_AI_AGENT_NAME: agent})
     assert fanout.sum == 50

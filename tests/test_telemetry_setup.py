@@ -125,7 +125,14 @@ def test_console_exporter_prints_spans_from_the_environment_or_the_argument() ->
             by_name[str(span["name"])] = by_name.get(str(span["name"]), 0) + 1
         assert by_name[names.SPAN_EXECUTE_TOOL.format(tool="setup.tool")] == 4
         assert by_name[names.SPAN_ATTEMPT.format(tool="setup.tool")] == 2
-        assert by_name[names.SPAN_QUEUE_WAIT.format(limiter="setup.limit")] >= 2
+        waits = [
+            event
+            for span in spans
+            for event in span["events"]  # type: ignore[attr-defined]
+            if event["name"] == names.EVENT_QUEUE_WAIT
+        ]
+        assert len(waits) >= 2
+        assert {event["attributes"][names.LIMITER_NAME] for event in waits} == {"setup.limit"}
 
 
 def test_prometheus_port_serves_real_scrape_text_with_penguiflow_metrics() -> None:

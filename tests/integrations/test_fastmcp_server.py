@@ -106,9 +106,9 @@ def test_40_calls_from_4_client_processes_never_run_more_than_5_at_once(spans: A
         assert remote in client_spans, "a server span did not join its client's trace"
     assert len({span.context.trace_id for span in ours}) == 40  # each client call is its own trace
     assert outcomes(tool, "success") == 40
-    # The server recorded each call that queued behind the limit of 5: one queue_wait span and one wait sample
+    # The server recorded each call that queued behind the limit of 5: one queue_wait event and one wait sample
     # each, and every call admitted once. (How many queue depends on how fast 4 processes send, i.e. on load.)
-    waits = otel.spans(names.SPAN_QUEUE_WAIT.format(limiter=tool))
+    waits = otel.span_events(names.EVENT_QUEUE_WAIT, **{names.LIMITER_NAME: tool})
     assert len(waits) == otel.histogram_count(names.LIMITER_WAIT, **{names.LIMITER_NAME: tool})
     assert otel.value(names.LIMITER_ADMITTED, **{names.LIMITER_NAME: tool}) == 40
 

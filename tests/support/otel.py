@@ -98,3 +98,13 @@ def histogram_count(name: str, **match: Any) -> int:
 
 def spans(prefix: str = "") -> list[ReadableSpan]:
     return [span for span in SPANS.get_finished_spans() if span.name.startswith(prefix)]
+
+
+def span_events(name: str, **match: Any) -> list[tuple[ReadableSpan, dict[str, Any]]]:
+    """``(span, event attributes)`` for each event ``name`` of a finished span whose attributes include ``match``."""
+    return [
+        (span, dict(event.attributes or {}))
+        for span in SPANS.get_finished_spans()
+        for event in span.events
+        if event.name == name and all((event.attributes or {}).get(k) == v for k, v in match.items())
+    ]

@@ -16,7 +16,6 @@ SCOPE: Final = "penguiflow"
 
 # --- span names (format with str.format) ---------------------------------------------------------------------
 SPAN_EXECUTE_TOOL: Final = "execute_tool {tool}"
-SPAN_QUEUE_WAIT: Final = "queue_wait {limiter}"
 SPAN_ATTEMPT: Final = "attempt {tool}"
 SPAN_INVOKE_AGENT: Final = "invoke_agent {agent}"
 SPAN_CHAT: Final = "chat {model}"
@@ -25,6 +24,7 @@ SPAN_CONNECT: Final = "connect {source}"
 # --- span events ---------------------------------------------------------------------------------------------
 EVENT_BACKOFF: Final = "penguiflow.retry.backoff"
 EVENT_TIMEOUT: Final = "penguiflow.timeout"
+EVENT_QUEUE_WAIT: Final = "penguiflow.limiter.queue_wait"
 EVENT_REJECTED: Final = "penguiflow.limiter.rejected"
 EVENT_LIMIT_CHANGED: Final = "penguiflow.limiter.limit_changed"
 EVENT_MCP_PROGRESS: Final = "penguiflow.mcp.progress"
@@ -78,7 +78,9 @@ MCP_PROGRESS_MESSAGE: Final = "penguiflow.mcp.progress.message"
 MCP_LOG_LEVEL: Final = "penguiflow.mcp.log.level"
 MCP_LOG_LOGGER: Final = "penguiflow.mcp.log.logger"
 MCP_LOG_DATA: Final = "penguiflow.mcp.log.data"
-# on a queue_wait span: the queue depth (this call included) and the limit when the call joined the queue
+# on a queue_wait event: the seconds waited, the queue depth (this call included) and the limit when the call
+# joined the queue
+LIMITER_WAIT_S: Final = "penguiflow.limiter.wait_s"
 LIMITER_QUEUED_AT_ARRIVAL: Final = "penguiflow.limiter.queued"
 LIMITER_LIMIT_AT_ARRIVAL: Final = "penguiflow.limiter.limit"
 # on a limit_changed event (and, the reason, on the adjustments counter): what an adaptive limit did and why
@@ -358,13 +360,6 @@ SPANS: Final[tuple[NameSpec, ...]] = (
         ),
     ),
     NameSpec(
-        SPAN_QUEUE_WAIT,
-        "span",
-        "Child of execute_tool: the time a call waited for admission (one decision for every level of its "
-        "path), named after the limiter that held it up longest; only when it waited.",
-        (LIMITER_NAME, LIMITER_QUEUED_AT_ARRIVAL, LIMITER_LIMIT_AT_ARRIVAL),
-    ),
-    NameSpec(
         SPAN_ATTEMPT,
         "span",
         "Child of execute_tool: one attempt of a retried call; only when there was more than one attempt.",
@@ -399,6 +394,14 @@ EVENTS: Final[tuple[NameSpec, ...]] = (
         "span event",
         "On the current span: an attempt ran past its Timeout layer.",
         (TIMEOUT_S, ATTEMPT),
+    ),
+    NameSpec(
+        EVENT_QUEUE_WAIT,
+        "span event",
+        "On the waiting call's span (execute_tool, or a retry's attempt): the call waited for admission (one "
+        "decision for every level of its path); at the time it was admitted, or its wait was cancelled. Named "
+        "limiter: the one that held it up longest. Only when it waited.",
+        (LIMITER_NAME, LIMITER_WAIT_S, LIMITER_QUEUED_AT_ARRIVAL, LIMITER_LIMIT_AT_ARRIVAL),
     ),
     NameSpec(
         EVENT_REJECTED,
@@ -467,11 +470,19 @@ ATTRIBUTES: Final[tuple[NameSpec, ...]] = (
     NameSpec(
         LIMITER_QUEUED_AT_ARRIVAL,
         "attribute",
-        "On queue_wait: queue depth when the call joined it, itself included.",
+        "On a queue_wait event: queue depth when the call joined it, itself included.",
         unit="{call}",
     ),
     NameSpec(
-        LIMITER_LIMIT_AT_ARRIVAL, "attribute", "On queue_wait: the limit when the call joined the queue."
+        LIMITER_WAIT_S,
+        "attribute",
+        "On a queue_wait event: the seconds the call waited for admission.",
+        unit="s",
+    ),
+    NameSpec(
+        LIMITER_LIMIT_AT_ARRIVAL,
+        "attribute",
+        "On a queue_wait event: the limit when the call joined the queue.",
     ),
     NameSpec(
         LIMIT_REASON,
