@@ -104,3 +104,21 @@ def test_an_applications_own_propagator_runs_even_with_nothing_in_the_context(te
     propagate.set_global_textmap(Constant())
     ours, theirs = both()
     assert ours == theirs == {"accept": "x", "x-tenant": "acme"}
+
+
+def test_inject_returns_the_span_it_propagates(textmap: None) -> None:
+    default = propagate.get_global_textmap()
+    span = NonRecordingSpan(span_context())
+    for ctx in (
+        trace.set_span_in_context(span),
+        baggage.set_baggage("k", "v", trace.set_span_in_context(span)),
+    ):
+        token = otel_context.attach(ctx)
+        try:
+            assert propagation.inject({}) is span
+            propagate.set_global_textmap(CompositePropagator([Constant()]))
+            assert propagation.inject({}) is span  # an application's propagator: the same span
+        finally:
+            propagate.set_global_textmap(default)
+            otel_context.detach(token)
+    assert propagation.inject({}) is trace.INVALID_SPAN  # nothing current

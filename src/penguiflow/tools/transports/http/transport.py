@@ -49,6 +49,7 @@ from penguiflow.tools.transports.http.plan import Plan
 from penguiflow.tools.transports.http.responses import (
     ACCEPT_ENCODING,
     TooLarge,
+    fixed_headers,
     read_chunks,
     read_window,
     result,
@@ -61,6 +62,7 @@ from penguiflow.tools.transports.http.serialize import (
     header_value,
     query_pairs,
 )
+from penguiflow.tools.transports.http.wire import Wire, authenticate
 
 __all__ = ["MAX_REDIRECTS", "HttpTransport"]
 
@@ -75,6 +77,7 @@ class HttpTransport:
     def __init__(self, config: ExternalToolConfig) -> None:
         self.config = config
         self._client: httpx.AsyncClient | None = None
+        self._wire: Wire | None = None  # builds the client's requests
         self._operations: dict[str, Operation] = {}
         self._plans: dict[str, Plan] = {}  # by tool, beside _operations: each request's fixed parts
         self._secrets: tuple[str, ...] = ()
@@ -118,6 +121,7 @@ class HttpTransport:
                 follow_redirects=False,
                 trust_env=False,  # no proxy or .netrc credentials the configuration does not show
             )
+            self._wire = Wire(self._client)
             logs.watch(self._secrets)
         if not self._operations:
             try:
@@ -172,7 +176,7 @@ class HttpTransport:
         headers = {"accept": "application/json, application/yaml;q=0.9, */*;q=0.5"}
         try:
             async with asyncio.timeout(seconds):
-                response, body = await self._exchange(
+                _, read, body = await self._exchange(
                     "GET",
                     httpx.URL(url),
                     headers,
@@ -185,7 +189,7 @@ class HttpTransport:
                 )
         except (TimeoutError, ToolTimeoutError):
             raise ToolConnectionError(f"{where}: timed out after {seconds:g}s (connect_timeout_s)") from None
-        return body, response.headers.get("content-type")
+        return body, read.get("content-type")
 
     def operation(self, tool: str) -> Operation:
         try:
@@ -209,9 +213,13 @@ class HttpTransport:
             url, headers, content = self._build(plan, arguments)
         except ArgumentError as exc:
             raise ToolValidationError(f"{qualified}: {exc}", tool=qualified) from None
+        # traceparent/tracestate of the current (execute_tool or attempt) span, which gets the HTTP status
+        span = inject(headers)
         method = plan.operation.method
-        response, body = await self._exchange(method, url, headers, content, qualified, qualified)
-        return result(response, body)
+        response, read, body = await self._exchange(
+            method, url, headers, content, qualified, qualified, span=span
+        )
+        return result(response, body, read)
 
     def _build(
         self, plan: Plan, arguments: Mapping[str, Any]
@@ -253,7 +261,6 @@ class HttpTransport:
                 headers[key] = state.setdefault("penguiflow.http.idempotency_key", str(uuid.uuid4()))
         if cookies:
             headers["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies)
-        inject(headers)  # traceparent/tracestate of the current (execute_tool or attempt) span
         query = encode_query(pairs)
         url = httpx.URL(self._prefix + path + (f"?{query}" if query else ""))
         return url, headers, content
@@ -270,34 +277,35 @@ class HttpTransport:
         extra: Credentials | None = None,
         failed: str = "request failed",
         join: bool = True,
-    ) -> tuple[httpx.Response, Any]:
-        """Send one request, following GET/HEAD redirects, and read its body within bounds."""
-        client = self._client
+        span: trace.Span | None = None,
+    ) -> tuple[httpx.Response, dict[str, str], Any]:
+        """Send one request, following GET/HEAD redirects, and read its body within bounds: the response, its
+        :func:`fixed_headers` and its body. ``span`` gets each response's status."""
+        client, wire = self._client, self._wire
         credentials = self._credentials
-        assert client is not None and credentials is not None
+        assert client is not None and wire is not None and credentials is not None
         limit = self.config.max_response_bytes
         for hop in range(MAX_REDIRECTS + 1):
-            # httpx encodes str header values as ASCII; a Latin-1 value (checked before) goes as its bytes
-            wire = [(k.encode("ascii"), v.encode("latin-1")) for k, v in headers.items()]
-            request = client.build_request(method, url, headers=wire, content=content)
+            request = wire.request(method, url, headers, content)
             auth: httpx.BasicAuth | None = None
             for own in (credentials, extra):
                 if own is not None and own.applies_to(request.url):
-                    _authenticate(request, own)
+                    authenticate(request, own)
                     auth = own.httpx_auth() or auth
             response = await self._send(client, request, auth, where, tool, failed)
             try:
-                if tool is not None:
-                    trace.get_current_span().set_attribute(names.HTTP_STATUS_CODE, response.status_code)
-                location = response.headers.get("location")
-                if response.is_redirect and method in _FOLLOWED and hop < MAX_REDIRECTS and location:
+                if span is not None:
+                    span.set_attribute(names.HTTP_STATUS_CODE, response.status_code)
+                read = fixed_headers(response)
+                location = read.get("location")
+                if location and response.is_redirect and method in _FOLLOWED and hop < MAX_REDIRECTS:
                     url = response.url.join(location)
                     continue
                 if not response.is_success:
                     raise status_error(where, response, await read_window(response), self.redact, tool=tool)
                 try:
-                    chunks = await read_chunks(response, limit)
-                    return response, b"".join(chunks) if join else chunks
+                    chunks = await read_chunks(response, limit, read)
+                    return response, read, b"".join(chunks) if join else chunks
                 except TooLarge:
                     raise ToolResponseTooLargeError(
                         f"{where}: the response is larger than max_response_bytes={limit}",
@@ -342,7 +350,7 @@ class HttpTransport:
             raise ToolConnectionError(f"{where}: {failed} ({type(exc).__name__})", tool=tool) from None
 
     async def close(self) -> None:
-        client, self._client = self._client, None
+        client, self._client, self._wire = self._client, None, None
         self._operations = {}
         self._plans = {}
         if client is not None:
@@ -375,17 +383,3 @@ def _collector_paused() -> Iterator[None]:
             _paused -= 1
             if _paused == 0 and getattr(_collector_paused, "resume", False):
                 gc.enable()
-
-
-def _authenticate(request: httpx.Request, credentials: Credentials) -> None:
-    """Add ``credentials``' headers, query key and cookies to ``request`` (same-origin requests only)."""
-    for name, value in credentials.headers.items():
-        request.headers[name] = value
-    if credentials.query:  # appended as text: re-encoding the query would change what the styles wrote
-        extra = encode_query([(name, value, False) for name, value in credentials.query])
-        query = request.url.query.decode("ascii")
-        request.url = request.url.copy_with(query=(f"{query}&{extra}" if query else extra).encode("ascii"))
-    if credentials.cookies:
-        jar = "; ".join(f"{k}={v}" for k, v in credentials.cookies)
-        existing = request.headers.get("cookie")
-        request.headers["cookie"] = f"{existing}; {jar}" if existing else jar
