@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from typing import Any, Final
 from urllib.parse import quote, unquote
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 _UNRESERVED_QUERY: Final = "-._~"
+# The characters quote() never encodes whatever ``safe`` says (urllib.parse's _ALWAYS_SAFE)
+_ALWAYS_SAFE: Final = re.compile(r"[A-Za-z0-9_.~-]*")
 # allowReserved keeps RFC 3986 reserved characters literal, except those that would end the value or the pair.
 _RESERVED_KEPT: Final = ":/?[]@!$'()*,;"
 
@@ -68,25 +71,19 @@ def _pairs_of(value: Any) -> list[tuple[str, Any]]:
 
 def path_value(param: Param, value: Any) -> str:
     """The text that replaces ``{name}`` in the path template (simple, label or matrix)."""
-
-    def enc(item: Any) -> str:
-        text = scalar(item)
-        _refuse_dot_segment(param.argument, text)
-        return quote(text, safe="")
-
-    name = quote(param.name, safe="")
-    style, explode = param.style, param.explode
+    argument, style, explode = param.argument, param.style, param.explode
     if param.json_content:
-        return enc(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+        return _segment(argument, json.dumps(value, separators=(",", ":"), ensure_ascii=False))
     if isinstance(value, list):
-        items = [enc(v) for v in value]
+        items = [_segment(argument, v) for v in value]
         if style == "label":
             return "." + ("." if explode else ",").join(items)
         if style == "matrix":
+            name = quote(param.name, safe="")
             return "".join(f";{name}={i}" for i in items) if explode else f";{name}=" + ",".join(items)
         return ",".join(items)
     if isinstance(value, dict):
-        pairs = [(enc(k), enc(v)) for k, v in _pairs_of(value)]
+        pairs = [(_segment(argument, k), _segment(argument, v)) for k, v in _pairs_of(value)]
         if explode:
             joined = [f"{k}={v}" for k, v in pairs]
             if style == "label":
@@ -95,12 +92,27 @@ def path_value(param: Param, value: Any) -> str:
                 return "".join(f";{j}" for j in joined)
             return ",".join(joined)
         flat = ",".join(f"{k},{v}" for k, v in pairs)
-        return {"label": "." + flat, "matrix": f";{name}=" + flat}.get(style, flat)
-    text = enc(value)
-    return {"label": "." + text, "matrix": f";{name}={text}"}.get(style, text)
+        if style == "label":
+            return "." + flat
+        return f";{quote(param.name, safe='')}=" + flat if style == "matrix" else flat
+    text = _segment(argument, value)
+    if style == "label":
+        return "." + text
+    return f";{quote(param.name, safe='')}={text}" if style == "matrix" else text
+
+
+def _segment(argument: str, item: Any) -> str:
+    """One value of a path parameter, percent-encoded whole; a dot segment refused."""
+    text = scalar(item)
+    _refuse_dot_segment(argument, text)
+    if _ALWAYS_SAFE.fullmatch(text):
+        return text  # what quote() would return, without its two Python calls
+    return quote(text, safe="")
 
 
 def _refuse_dot_segment(argument: str, text: str) -> None:
+    if "." not in text and "%" not in text:
+        return  # no part is a dot segment, and decoding changes nothing: the walk below would say so
     decoded = text
     for _ in range(8):  # a value encoded several times over still cannot become a dot segment
         if any(part in (".", "..") for part in decoded.replace("\\", "/").split("/")):
