@@ -9,54 +9,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import time
-import types
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import StatusCode
-
-from penguiflow.errors import LimiterRejectedError
 from penguiflow.middleware.admission_point import CallerLimits, place_admission
 from penguiflow.middleware.call import Call, CallNext, Handler, Middleware, make_call
-from penguiflow.middleware.failures import classify
+from penguiflow.middleware.fused import chain, fuse
 from penguiflow.telemetry import instruments, names
-from penguiflow.telemetry.bounds import MAX_OWN_VALUE_CHARS, bounded
+from penguiflow.telemetry.bounds import bounded
 
 # Per tool of a stack: its span name, its span attributes but the call id, its metric attributes on success.
 _Named = tuple[str, dict[str, Any], dict[str, Any]]
 # Tools whose names and attributes a stack keeps built (a catalog is far smaller; this bounds misuse).
 _MAX_NAMED = 1024
-
-
-def _bind(layer: Middleware, call_next: CallNext) -> CallNext:
-    # A layer object's ``__call__`` bound once: calling the bound method is a plain Python call, where calling
-    # the object goes through the interpreter's generic path (its type's ``__call__`` looked up on every call).
-    method = inspect.getattr_static(type(layer), "__call__", None)
-    run_layer = layer.__call__ if isinstance(method, types.FunctionType) else layer
-
-    def run(call: Call) -> Any:
-        return run_layer(call, call_next)
-
-    return run
-
-
-def chain(handler: Handler, layers: Sequence[Middleware]) -> CallNext:
-    """``layers[0](call, layers[1](call, … handler(call)))``: the first layer is the outermost."""
-    for layer in reversed(layers):
-        handler = _bind(layer, handler)
-    return handler
-
-
-def outcome_of(exc: BaseException) -> names.Outcome:
-    if isinstance(exc, asyncio.CancelledError):
-        return "cancelled"
-    if isinstance(exc, LimiterRejectedError):
-        return "rejected"
-    # classify, not isinstance(TimeoutError): a client library's own timeout (httpx.ReadTimeout) is one too.
-    return "timeout" if classify(exc).kind == "timeout" else "error"
 
 
 class Stack:
@@ -74,7 +39,9 @@ class Stack:
         # A call with no caller limits (most calls of a native tool) has nothing to admit: what the engine
         # inserted and a CallerLimits pass it through, so it skips them (one coroutine a call each).
         free = [layer for layer in self.layers if type(layer) is not CallerLimits]
-        self._free = self._entry if len(free) == len(chained) else chain(handler, free)
+        # The calls without caller limits run the built-in layers fused (one frame, see fused.py); the
+        # outermost run also holds each call's span.
+        self._free, self._top = fuse(handler, free, self)
         self._named: dict[tuple[str, str | None], _Named] = {}
         self._attributes: dict[tuple[str, str | None, str, str], dict[str, Any]] = {}
 
@@ -83,12 +50,13 @@ class Stack:
         # coroutine frame less (~220 bytes with 100,000 calls queued, see benchmarks/scale.py).
         telemetry = instruments.current()
         if telemetry is not None:
-            return self._traced(call, telemetry)
+            return self._top(call, telemetry)  # the span, around its layers or _run
         if call.limits or call.layers:
             return self._run(call)
         return self._free(call)
 
     def _run(self, call: Call) -> Awaitable[Any]:
+        entry: CallNext
         if not call.limits:
             entry = self._free
         else:
@@ -98,51 +66,6 @@ class Stack:
         if call.layers:
             return chain(entry, call.layers)(call)
         return entry(call)
-
-    async def _traced(self, call: Call, telemetry: instruments.Telemetry) -> Any:
-        start = time.perf_counter()
-        span = token = None
-        tool = call.tool
-        named = self._named.get((tool, call.source))
-        if named is None:
-            named = self._name(call)
-        if telemetry.tracer is not None:
-            call_id = call.call_id
-            if len(call_id) > MAX_OWN_VALUE_CHARS:
-                call_id = bounded(call_id)  # an LLM chose it: it may be huge
-            # Kind INTERNAL, the default.
-            span = telemetry.tracer.start_span(
-                named[0], attributes={**named[1], names.GEN_AI_TOOL_CALL_ID: call_id}
-            )
-            token = otel_context.attach(trace.set_span_in_context(span))
-        outcome: names.Outcome = "success"
-        error_type: str | None = None
-        try:
-            if call.limits or call.layers:
-                return await self._run(call)
-            return await self._free(call)
-        except BaseException as exc:
-            outcome = outcome_of(exc)
-            error_type = type(exc).__qualname__
-            raise
-        finally:
-            if span is not None:
-                otel_context.detach(token)  # type: ignore[arg-type]
-                if outcome == "cancelled":
-                    span.set_attribute(names.OUTCOME, outcome)  # the caller's decision: no error, no ERROR
-                elif error_type is not None:
-                    span.set_attribute(names.ERROR_TYPE, error_type)
-                    span.set_attribute(names.OUTCOME, outcome)
-                    # The type, never the message: messages of user tools may carry data we must not export.
-                    span.set_status(StatusCode.ERROR, error_type)
-                span.end()
-            if telemetry.metrics is not None:
-                # One record per call: the histogram's count is the call counter by outcome (the OpenTelemetry
-                # convention), so a separate counter would double the per-call metric cost for nothing.
-                attributes = (
-                    named[2] if error_type is None else self._failure_attributes(call, outcome, error_type)
-                )
-                telemetry.metrics.tool_duration.record(time.perf_counter() - start, attributes)
 
     def _name(self, call: Call) -> _Named:
         """The span name, span attributes (but the call id) and success metric attributes of a tool, built
@@ -224,7 +147,12 @@ class Wrapped:
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if args:
             kwargs = self._signature.bind(*args, **kwargs).arguments
-        return await self.stack(make_call(self.name, kwargs, self.source, self.idempotent))
+        call = make_call(self.name, kwargs, self.source, self.idempotent)
+        # Stack.__call__ inlined (a call without caller limits or layers): a Python call less per call.
+        telemetry = instruments.current()
+        if telemetry is not None:
+            return await self.stack._top(call, telemetry)
+        return await self.stack._free(call)
 
 
 def wrap(

@@ -16,7 +16,7 @@ from typing import Any
 from penguiflow.errors import ToolValidationError
 from penguiflow.middleware import Middleware
 from penguiflow.middleware.call import new_call_id
-from penguiflow.middleware.stack import outcome_of
+from penguiflow.middleware.fused import outcome_of
 from penguiflow.planner.llm.base import LLMReply
 from penguiflow.planner.result import Hop, ToolCallRecord
 from penguiflow.planner.state import RunState
