@@ -347,3 +347,28 @@ async def test_a_user_layer_anywhere_sees_every_call(position: int, spans: InMem
     # Outside Retry it sees the call once; inside, each attempt.
     assert seen == ([1] if position <= 1 else [1, 2])
     assert otel.histogram_count(names.TOOL_DURATION, **{names.GEN_AI_TOOL_NAME: run.tool}) == 1
+
+
+async def test_the_logger_level_is_read_as_it_is_now() -> None:
+    """The fused run reads a stdlib logger's level cache: a level changed (or the logger disabled) between
+    calls decides the next call's records, as ``isEnabledFor`` would."""
+    run = Run(True)
+    run.logger.setLevel(logging.WARNING)
+
+    async def ok() -> int:
+        return 1
+
+    # No latency callback: the logger alone decides (the path that reads its cache).
+    tool = wrap(ok, log_flow_events(run.logger), *run.layers[1:], name=run.tool)
+    await tool()
+    assert run.records == []
+    run.logger.setLevel(logging.INFO)
+    await tool()
+    assert [getattr(r, "event_type", None) for r in run.records] == ["node_success"]
+    run.logger.disabled = True
+    await tool()
+    assert len(run.records) == 1
+    run.logger.disabled = False
+    run.logger.setLevel(logging.DEBUG)
+    await tool()
+    assert [getattr(r, "event_type", None) for r in run.records[1:]] == ["node_start", "node_success"]

@@ -19,7 +19,7 @@ _counter = itertools.count(1)
 
 
 def new_call_id() -> str:
-    return f"{_HEAD}{next(_counter)}"
+    return _HEAD + str(next(_counter))
 
 
 _new = object.__new__

@@ -18,7 +18,8 @@ import inspect
 import logging
 import time
 import types
-from collections.abc import Awaitable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import context as otel_context
@@ -55,6 +56,15 @@ _DEBUG = logging.DEBUG
 GEN_AI_TOOL_CALL_ID = names.GEN_AI_TOOL_CALL_ID
 OUTCOME = names.OUTCOME
 ERROR_TYPE = names.ERROR_TYPE
+
+
+# Handlers that only call a coroutine function with the call's arguments, and that function (see direct).
+_DIRECT: weakref.WeakKeyDictionary[CallNext, Callable[..., Awaitable[Any]]] = weakref.WeakKeyDictionary()
+
+
+def calls_function(handler: CallNext, fn: Callable[..., Awaitable[Any]]) -> None:
+    """Declare that ``handler(call)`` is ``fn(**call.arguments)``: a fused run then calls ``fn`` itself."""
+    _DIRECT[handler] = fn
 
 
 class Runner(Protocol):
@@ -151,6 +161,10 @@ def fused(layers: Sequence[Middleware], inner: CallNext, stack: Stack | None) ->
     retry_next = chain(inner, [layer for layer in (limit, timeout) if layer is not None])
     on_event = logger._on_event if logger is not None else None
     loggers: Any = logger.logger if logger is not None else None
+    # An exact stdlib Logger: its level cache is read here (a subclass may decide otherwise, an adapter too).
+    plain_logger = type(loggers) is logging.Logger
+    # A coroutine function's handler (function_handler): its function called here, a Python call less.
+    direct = _DIRECT.get(inner)
 
     async def run(call: Call, telemetry: Telemetry | None = None) -> Any:
         # --- the stack's span (a stack's outermost run, telemetry on) -------------------------------------
@@ -184,7 +198,19 @@ def fused(layers: Sequence[Middleware], inner: CallNext, stack: Stack | None) ->
             if logger is not None:
                 listeners = call.listeners = [on_event]  # type: ignore[list-item]
                 log_start = _perf_counter()
-                if logger._stdlib and logger.latency_callback is None:
+                if plain_logger and logger.latency_callback is None:
+                    # Logger.isEnabledFor inlined: its answer is cached per level on the logger (until the
+                    # logging configuration changes, which clears the cache); only a miss asks the method.
+                    cache = loggers._cache
+                    happy = cache.get(_INFO)
+                    if happy is None or loggers.disabled:
+                        happy = loggers.isEnabledFor(_INFO)
+                    start_wanted = happy
+                    if happy:
+                        start_wanted = cache.get(_DEBUG)
+                        if start_wanted is None or loggers.disabled:
+                            start_wanted = loggers.isEnabledFor(_DEBUG)
+                elif logger._stdlib and logger.latency_callback is None:
                     happy = start_wanted = loggers.isEnabledFor(_INFO)
                     if happy:
                         start_wanted = loggers.isEnabledFor(_DEBUG)
@@ -253,7 +279,10 @@ def fused(layers: Sequence[Middleware], inner: CallNext, stack: Stack | None) ->
                                 if deadlines.timer is None:
                                     deadlines.timer = loop.call_at(expiry.deadline, deadlines.fire)
                             try:
-                                result = await inner(call)
+                                if direct is not None:
+                                    result = await direct(**call.arguments)
+                                else:
+                                    result = await inner(call)
                             except asyncio.CancelledError:
                                 if timeout is not None and expiry.fired:
                                     expiry.fired = False

@@ -14,7 +14,7 @@ from typing import Any
 
 from penguiflow.middleware.admission_point import CallerLimits, place_admission
 from penguiflow.middleware.call import Call, CallNext, Handler, Middleware, make_call
-from penguiflow.middleware.fused import chain, fuse
+from penguiflow.middleware.fused import calls_function, chain, fuse
 from penguiflow.telemetry import instruments, names
 from penguiflow.telemetry.bounds import bounded
 
@@ -114,6 +114,7 @@ def function_handler(fn: Callable[..., Any]) -> Handler:
             # The function's own coroutine, not one awaiting it: a frame less per call.
             return fn(**call.arguments)  # type: ignore[no-any-return]
 
+        calls_function(run_async, fn)
         return run_async
 
     async def run_sync(call: Call) -> Any:
