@@ -56,7 +56,10 @@ def regex_of(values: list[str]) -> str:
 @pytest.fixture(scope="module")
 def scraped() -> Any:
     port = free_port()
-    with Prometheus([f"127.0.0.1:{port}"], job=JOB) as prom:
+    # Scraped every 200 ms: a wait-time series exists only once a call of it waited (a limiter records waits,
+    # not admissions), so a burst of waits must span scrapes for rate() to see it grow. Under load the demo runs
+    # one round in its 8 s, and Level 1's whole queue of that round can drain within one 1-s scrape interval.
+    with Prometheus([f"127.0.0.1:{port}"], job=JOB, interval="200ms") as prom:
         started = time.time()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)

@@ -51,6 +51,7 @@ class Prometheus:
         return (
             "global:\n"
             f"  scrape_interval: {self.interval}\n"
+            f"  scrape_timeout: {self.interval}\n"  # the default, 10 s, may not exceed a shorter interval
             f"  evaluation_interval: {self.interval}\n"
             "scrape_configs:\n"
             f"  - job_name: {self.job}\n"
