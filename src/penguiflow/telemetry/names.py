@@ -400,7 +400,8 @@ EVENTS: Final[tuple[NameSpec, ...]] = (
         "span event",
         "On the waiting call's span (execute_tool, or a retry's attempt): the call waited for admission (one "
         "decision for every level of its path); at the time it was admitted, or its wait was cancelled. Named "
-        "limiter: the one that held it up longest. Only when it waited.",
+        "limiter: the one that held it up longest (a cancelled wait: the one it queued for first). Only when "
+        "it waited.",
         (LIMITER_NAME, LIMITER_WAIT_S, LIMITER_QUEUED_AT_ARRIVAL, LIMITER_LIMIT_AT_ARRIVAL),
     ),
     NameSpec(

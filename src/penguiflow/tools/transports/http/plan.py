@@ -48,10 +48,8 @@ class Plan:
         path = "".join(parts)
         # Without a '.' or a '%' no segment is, or decodes to, a dot segment: most paths skip the walk.
         if "." in path or "%" in path:
-            template = self.template
-            for index, segment in enumerate(
-                path.split("/")
-            ):  # the template's own dot segments are its business
+            template = self.template  # the template's own dot segments are its business
+            for index, segment in enumerate(path.split("/")):
                 if unquote(segment) in (".", "..") and (index >= len(template) or template[index] != segment):
                     raise ArgumentError("the path arguments would make a '.' or '..' segment")
         return path

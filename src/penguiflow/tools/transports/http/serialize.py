@@ -72,6 +72,8 @@ def _pairs_of(value: Any) -> list[tuple[str, Any]]:
 def path_value(param: Param, value: Any) -> str:
     """The text that replaces ``{name}`` in the path template (simple, label or matrix)."""
     argument, style, explode = param.argument, param.style, param.explode
+    # the parameter's own name appears only in the matrix style: quoted once, and only then
+    prefix = f";{quote(param.name, safe='')}=" if style == "matrix" else ""
     if param.json_content:
         return _segment(argument, json.dumps(value, separators=(",", ":"), ensure_ascii=False))
     if isinstance(value, list):
@@ -79,8 +81,7 @@ def path_value(param: Param, value: Any) -> str:
         if style == "label":
             return "." + ("." if explode else ",").join(items)
         if style == "matrix":
-            name = quote(param.name, safe="")
-            return "".join(f";{name}={i}" for i in items) if explode else f";{name}=" + ",".join(items)
+            return "".join(prefix + i for i in items) if explode else prefix + ",".join(items)
         return ",".join(items)
     if isinstance(value, dict):
         pairs = [(_segment(argument, k), _segment(argument, v)) for k, v in _pairs_of(value)]
@@ -94,11 +95,11 @@ def path_value(param: Param, value: Any) -> str:
         flat = ",".join(f"{k},{v}" for k, v in pairs)
         if style == "label":
             return "." + flat
-        return f";{quote(param.name, safe='')}=" + flat if style == "matrix" else flat
+        return prefix + flat
     text = _segment(argument, value)
     if style == "label":
         return "." + text
-    return f";{quote(param.name, safe='')}={text}" if style == "matrix" else text
+    return prefix + text
 
 
 def _segment(argument: str, item: Any) -> str:
