@@ -9,6 +9,7 @@ metrics, the flow events and the log records must be the same, tool and limiter 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -26,10 +27,12 @@ from penguiflow.middleware import (
     Middleware,
     Retry,
     RetryPolicy,
+    Stack,
     Timeout,
     log_flow_events,
     wrap,
 )
+from penguiflow.middleware.stack import function_handler
 from penguiflow.telemetry import names
 from tests.support import otel
 from tests.support.otel import unique
@@ -52,9 +55,17 @@ class Run:
     """One variant of a scenario: its names, its layers, what it recorded."""
 
     def __init__(
-        self, fused: bool, *, timeout_s: float = 30.0, limit: int = 10, max_queue: int | None = None
+        self,
+        fused: bool,
+        *,
+        timeout_s: float = 30.0,
+        limit: int = 10,
+        max_queue: int | None = None,
+        present: tuple[int, ...] = (0, 1, 2, 3),
+        through: str = "wrap",
     ):
         self.fused = fused
+        self.through = through  # "wrap": wrap()'s own entry; "stack": a Stack called with a Call
         self.tool = unique("fused.tool")
         self.limiter = unique("fused.limit")
         self.events: list[tuple[Any, ...]] = []
@@ -66,12 +77,15 @@ class Run:
         self.logger.addHandler(handler)
         self.logger.propagate = False
         policy = RetryPolicy(max_attempts=3, wait_exponential_min_s=0.0, wait_exponential_max_s=0.0, jitter=0)
-        self.layers: list[Middleware] = [
-            log_flow_events(self.logger, latency_callback=self._on_event),
-            Retry(policy, sleep=_no_sleep),
-            ConcurrencyLimit(limit, name=self.limiter, max_queue=max_queue),
-            Timeout(timeout_s),
+        # Which of the four (logger, retry, limit, timeout) this run has, in their order; only those are made
+        # (a limiter made and dropped would still report its admissions until collected).
+        makers: list[Callable[[], Middleware]] = [
+            lambda: log_flow_events(self.logger, latency_callback=self._on_event),
+            lambda: Retry(policy, sleep=_no_sleep),
+            lambda: ConcurrencyLimit(limit, name=self.limiter, max_queue=max_queue),
+            lambda: Timeout(timeout_s),
         ]
+        self.layers: list[Middleware] = [make() for i, make in enumerate(makers) if i in present]
 
     def _on_event(self, event_type: str, _latency_ms: float, event: FlowEvent) -> None:
         attributes = {k: v for k, v in event.attributes.items() if k != "wait_s" or v == 0}
@@ -83,7 +97,14 @@ class Run:
             layers = [PassThrough()]
             for layer in self.layers:
                 layers += [layer, PassThrough()]
-        return wrap(fn, *layers, name=self.tool, source="fused")
+        if self.through == "wrap":
+            return wrap(fn, *layers, name=self.tool, source="fused")
+        stack, signature = Stack(function_handler(fn), layers), inspect.signature(fn)
+
+        def call(*args: Any) -> Awaitable[Any]:
+            return stack(Call(self.tool, signature.bind(*args).arguments, source="fused"))
+
+        return call
 
     def _norm(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -115,34 +136,38 @@ class Run:
             ),
             key=repr,  # attributes are dicts: order by their text
         )
+        data = otel.READER.get_metrics_data()  # one collection for every metric below
         metric_view = {
             "duration": sorted(
                 (a[names.OUTCOME], p.count)
-                for a, p in otel.points(names.TOOL_DURATION, **{names.GEN_AI_TOOL_NAME: self.tool})
+                for a, p in otel.points(names.TOOL_DURATION, data, **{names.GEN_AI_TOOL_NAME: self.tool})
             ),
             "retries": sorted(
                 (a[names.RETRY_REASON], p.value)
-                for a, p in otel.points(names.RETRY_ATTEMPTS, **{names.GEN_AI_TOOL_NAME: self.tool})
+                for a, p in otel.points(names.RETRY_ATTEMPTS, data, **{names.GEN_AI_TOOL_NAME: self.tool})
             ),
             "timeouts": [
-                p.value for _, p in otel.points(names.TIMEOUTS, **{names.GEN_AI_TOOL_NAME: self.tool})
+                p.value for _, p in otel.points(names.TIMEOUTS, data, **{names.GEN_AI_TOOL_NAME: self.tool})
             ],
             "rejected": [
-                p.value for _, p in otel.points(names.LIMITER_REJECTED, **{names.LIMITER_NAME: self.limiter})
+                p.value
+                for _, p in otel.points(names.LIMITER_REJECTED, data, **{names.LIMITER_NAME: self.limiter})
             ],
             "admitted": [
-                p.value for _, p in otel.points(names.LIMITER_ADMITTED, **{names.LIMITER_NAME: self.limiter})
+                p.value
+                for _, p in otel.points(names.LIMITER_ADMITTED, data, **{names.LIMITER_NAME: self.limiter})
             ],
             "waits": [
-                p.count for _, p in otel.points(names.LIMITER_WAIT, **{names.LIMITER_NAME: self.limiter})
+                p.count
+                for _, p in otel.points(names.LIMITER_WAIT, data, **{names.LIMITER_NAME: self.limiter})
             ],
         }
         logs = [
             (r.levelname, getattr(r, "event_type", None), getattr(r, "attempt", None)) for r in self.records
         ]
-        limiter = next(layer for layer in self.layers if isinstance(layer, ConcurrencyLimit))
+        limiter = next((layer for layer in self.layers if isinstance(layer, ConcurrencyLimit)), None)
         return {
-            "in_flight": limiter.in_flight,
+            "in_flight": limiter.in_flight if limiter is not None else 0,
             "spans": span_view,
             "metrics": metric_view,
             "events": self.events,
@@ -161,7 +186,7 @@ def _outcome(run: Run, result: Any) -> Any:
     return ("returned", result)
 
 
-async def _compare(
+async def compare(
     scenario: Callable[[Run], Awaitable[Any]], spans: InMemorySpanExporter, **options: Any
 ) -> Any:
     seen = []
@@ -186,7 +211,7 @@ async def test_success_is_the_same(spans: InMemorySpanExporter) -> None:
 
         return await run.wrap(ok)()
 
-    outcome, record = await _compare(scenario, spans)
+    outcome, record = await compare(scenario, spans)
     assert outcome == ("returned", 42)
     assert record["metrics"]["duration"] == [("success", 1)] and record["metrics"]["admitted"] == [1]
     assert [e[0] for e in record["events"]] == ["node_success"]
@@ -200,7 +225,7 @@ async def test_a_failure_is_the_same(spans: InMemorySpanExporter) -> None:
 
         return await run.wrap(boom)()
 
-    outcome, record = await _compare(scenario, spans)
+    outcome, record = await compare(scenario, spans)
     assert outcome == ("raised", "ValueError", "boom")
     assert record["metrics"]["duration"] == [("error", 1)]
     assert record["spans"][0][2] == "ERROR"
@@ -217,7 +242,7 @@ async def test_retries_are_the_same(spans: InMemorySpanExporter) -> None:
 
         return await run.wrap(flaky)()
 
-    outcome, record = await _compare(scenario, spans)
+    outcome, record = await compare(scenario, spans)
     assert outcome == ("returned", "up")
     assert record["metrics"]["retries"] == [("connection", 2)] and record["metrics"]["admitted"] == [3]
     assert [e[0] for e in record["events"]] == ["node_retry", "node_retry", "node_success"]
@@ -231,7 +256,7 @@ async def test_timeouts_are_the_same(spans: InMemorySpanExporter) -> None:
 
         return await run.wrap(slow)()
 
-    outcome, record = await _compare(scenario, spans, timeout_s=0.02)
+    outcome, record = await compare(scenario, spans, timeout_s=0.02)
     assert outcome == ("raised", "ToolTimeoutError", str(ToolTimeoutError("TOOL", 0.02)))
     assert record["metrics"]["timeouts"] == [3] and record["metrics"]["duration"] == [("timeout", 1)]
     assert [e[0] for e in record["events"]] == ["node_timeout", "node_retry"] * 2 + [
@@ -257,7 +282,7 @@ async def test_cancellation_is_the_same(spans: InMemorySpanExporter) -> None:
             limiter = next(layer for layer in run.layers if isinstance(layer, ConcurrencyLimit))
             assert limiter.in_flight == 0  # the slot is never leaked
 
-    outcome, record = await _compare(scenario, spans)
+    outcome, record = await compare(scenario, spans)
     assert outcome[:2] == ("raised", "CancelledError")
     assert record["metrics"]["duration"] == [("cancelled", 1)]
     assert [e[0] for e in record["events"]] == ["node_error"]
@@ -286,7 +311,7 @@ async def test_waiting_and_rejection_are_the_same(spans: InMemorySpanExporter) -
         release.set()
         return (await first, await second, type(rejected).__name__, entered)
 
-    outcome, record = await _compare(scenario, spans, limit=1, max_queue=1)
+    outcome, record = await compare(scenario, spans, limit=1, max_queue=1)
     assert outcome == ("returned", (1, 2, "LimiterRejectedError", [1, 2]))
     assert record["metrics"]["rejected"] == [1] and record["metrics"]["waits"] == [1]
     waited = [e for s in record["spans"] for e in s[4] if e[0] == names.EVENT_QUEUE_WAIT]

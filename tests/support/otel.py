@@ -61,10 +61,11 @@ def install() -> None:
     _installed = True
 
 
-def points(name: str, **match: Any) -> list[tuple[Mapping[str, Any], Any]]:
-    """Data points of metric ``name`` whose attributes include ``match``."""
+def points(name: str, data: Any = None, **match: Any) -> list[tuple[Mapping[str, Any], Any]]:
+    """Data points of metric ``name`` whose attributes include ``match``, in ``data`` (one collection read
+    for several metrics) or in a collection made now."""
     found: list[tuple[Mapping[str, Any], Any]] = []
-    data = READER.get_metrics_data()
+    data = READER.get_metrics_data() if data is None else data
     if data is None:
         return found
     for resource_metrics in data.resource_metrics:

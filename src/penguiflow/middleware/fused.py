@@ -29,11 +29,12 @@ from opentelemetry.trace import StatusCode
 from penguiflow.errors import LimiterRejectedError, ToolTimeoutError
 from penguiflow.middleware import admission
 from penguiflow.middleware.admission import bind
-from penguiflow.middleware.call import Call, CallNext, Middleware, new_call_id
+from penguiflow.middleware.call import Call, CallNext, Middleware, make_call, new_call_id
 from penguiflow.middleware.concurrency import ConcurrencyLimit, _wait
 from penguiflow.middleware.events import NODE_ERROR, NODE_START, NODE_SUCCESS, FlowEventLogger, emit
 from penguiflow.middleware.failures import classify
 from penguiflow.middleware.retry import Retry
+from penguiflow.middleware.specialise import specialise, template_of
 from penguiflow.middleware.timeout import (
     _BLOCKED_MARGIN_S,
     _COMPACT_AT,
@@ -46,7 +47,7 @@ from penguiflow.telemetry.bounds import MAX_OWN_VALUE_CHARS, bounded
 from penguiflow.telemetry.instruments import Telemetry
 
 if TYPE_CHECKING:
-    from penguiflow.middleware.stack import Stack
+    from penguiflow.middleware.stack import Stack, Wrapped
 
 _running_loop = asyncio.get_running_loop
 _perf_counter = time.perf_counter
@@ -224,7 +225,11 @@ def fused(layers: Sequence[Middleware], inner: CallNext, stack: Stack | None) ->
                     # --- Retry: the first attempt --------------------------------------------------------
                     first: Exception | None = None
                     if retry is not None:
-                        retry_start = _perf_counter()
+                        # The logger's reading when nothing ran since (a retried first attempt's span starts
+                        # there): a clock reading less.
+                        retry_start = (
+                            log_start if logger is not None and not start_wanted else _perf_counter()
+                        )
                         call.attempt = 1
                     try:
                         if limit is not None or timeout is not None:
@@ -377,4 +382,29 @@ def fused(layers: Sequence[Middleware], inner: CallNext, stack: Stack | None) ->
                     )
                     telemetry.metrics.tool_duration.record(_perf_counter() - span_start, attributes)
 
-    return run
+    # What runs: this function compiled for these layers (specialise.py), each "is this layer here" decided.
+    # A stack's outermost run is called with the telemetry, the others without.
+    return specialise(run, {"telemetry": stack is not None, "_CURRENT_TASKS": _CURRENT_TASKS is not None})
+
+
+def wrapped_entry(stack: Stack) -> Callable[..., Awaitable[Any]]:
+    """``Wrapped.__call__`` for a wrapped function's ``stack``: with telemetry on, the stack's outermost run
+    (its span and its layers) in this coroutine's own frame, a frame less per call (telemetry off, it awaits
+    the stack's telemetry-off run, as ``Wrapped.__call__`` does)."""
+    free = stack._free
+    made = template_of(stack._top)
+    assert made is not None, "a stack's outermost run is a fused one"
+    run, known, truth = made
+
+    async def __call__(self: Wrapped, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            kwargs = self._signature.bind(*args, **kwargs).arguments
+        call = make_call(self.name, kwargs, self.source, self.idempotent)
+        telemetry = instruments.current()
+        if telemetry is None:
+            return await free(call)
+        return await run(call, telemetry)
+
+    # The call was just made: no caller limits, no caller layers, nobody subscribed to its events.
+    facts = {**known, "call.listeners": False}
+    return specialise(run, facts, {**truth, "call.limits": False, "call.layers": False}, entry=__call__)

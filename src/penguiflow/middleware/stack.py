@@ -14,7 +14,7 @@ from typing import Any
 
 from penguiflow.middleware.admission_point import CallerLimits, place_admission
 from penguiflow.middleware.call import Call, CallNext, Handler, Middleware, make_call
-from penguiflow.middleware.fused import calls_function, chain, fuse
+from penguiflow.middleware.fused import calls_function, chain, fuse, wrapped_entry
 from penguiflow.telemetry import instruments, names
 from penguiflow.telemetry.bounds import bounded
 
@@ -140,12 +140,29 @@ class Wrapped:
         self.stack = Stack(function_handler(fn), layers)
         self._signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
+        if type(self).__call__ is Wrapped.__call__:  # a subclass's own __call__ stays what it is
+            self._own_class()
+
+    def _own_class(self) -> None:
+        """Give this instance a class of its own whose ``__call__`` is :meth:`__call__` with the stack's
+        outermost run in its frame, compiled for these layers (``fused.wrapped_entry``): a coroutine frame less
+        per call. The type's ``__call__`` is what calling an instance runs, hence a class; and it stays an
+        ``async def``, which frameworks inspect to know a tool is async."""
+        entry = wrapped_entry(self.stack)
+        entry.__qualname__ = f"{type(self).__qualname__}.__call__"
+        namespace = {
+            "__call__": entry,
+            "__module__": type(self).__module__,
+            "__qualname__": type(self).__qualname__,
+        }
+        self.__class__ = type(type(self).__name__, (type(self),), namespace)
 
     @property
     def layers(self) -> tuple[Middleware, ...]:
         return self.stack.layers
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # What an instance's own __call__ (see _own_class) does, in two frames.
         if args:
             kwargs = self._signature.bind(*args, **kwargs).arguments
         call = make_call(self.name, kwargs, self.source, self.idempotent)
