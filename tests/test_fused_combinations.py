@@ -6,7 +6,6 @@ retries, a timeout and a cancellation — compared with the same layers each in 
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 from typing import Any
@@ -17,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from penguiflow.middleware import Retry, RetryPolicy, Timeout, wrap
 from penguiflow.middleware.stack import Wrapped
 from penguiflow.telemetry import instruments
-from tests.test_fused_stack import Run, compare
+from tests.test_fused_stack import Run, cancelled, compare, failing, flaky, slow
 
 SUBSETS = [
     subset for size in range(5) for subset in itertools.combinations(range(4), size)
@@ -32,45 +31,7 @@ async def _ok(run: Run) -> Any:
     return await run.wrap(ok)(41)
 
 
-async def _boom(run: Run) -> Any:
-    async def boom() -> None:
-        raise ValueError("boom")
-
-    return await run.wrap(boom)()
-
-
-async def _flaky(run: Run) -> Any:
-    failures = [ConnectionError("down"), ConnectionError("down")]
-
-    async def flaky() -> str:
-        if failures:
-            raise failures.pop()
-        return "up"
-
-    return await run.wrap(flaky)()
-
-
-async def _slow(run: Run) -> Any:
-    async def slow() -> None:
-        await asyncio.sleep(5)
-
-    return await run.wrap(slow)()
-
-
-async def _cancelled(run: Run) -> Any:
-    started = asyncio.Event()
-
-    async def waits() -> None:
-        started.set()
-        await asyncio.sleep(5)
-
-    task = asyncio.ensure_future(run.wrap(waits)())
-    await started.wait()
-    task.cancel()
-    return await task
-
-
-SCENARIOS = {"ok": _ok, "boom": _boom, "flaky": _flaky, "slow": _slow, "cancelled": _cancelled}
+SCENARIOS = {"ok": _ok, "boom": failing, "flaky": flaky, "slow": slow, "cancelled": cancelled}
 
 
 @pytest.mark.parametrize("telemetry", ["on", "off"])

@@ -9,11 +9,13 @@ metrics, the flow events and the log records must be the same, tool and limiter 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -30,6 +32,7 @@ from penguiflow.middleware import (
     Stack,
     Timeout,
     log_flow_events,
+    specialise,
     wrap,
 )
 from penguiflow.middleware.stack import function_handler
@@ -49,6 +52,21 @@ class PassThrough:
 
 async def _no_sleep(_seconds: float) -> None:
     await asyncio.sleep(0)
+
+
+@contextlib.contextmanager
+def as_written() -> Iterator[None]:
+    """Stacks made inside run the runners as written: specialise.py finds no source to compile (and no
+    compiled combination to reuse), as in an application frozen without its .py files."""
+
+    def no_source(*_args: Any) -> Any:
+        raise OSError("no source (as_written)")
+
+    with (
+        mock.patch.object(specialise, "_compile", no_source),
+        mock.patch.object(specialise, "_FACTORIES", {}),
+    ):
+        yield
 
 
 class Run:
@@ -92,11 +110,18 @@ class Run:
         self.events.append((event_type, event.attempt, event.error_type, self._norm(attributes)))
 
     def wrap(self, fn: Callable[..., Awaitable[Any]]) -> Tool:
-        layers = self.layers
         if not self.fused:
-            layers = [PassThrough()]
+            # Each layer in its own frame, and what runs around them (the span, wrap()'s entry) the functions
+            # as written, not compiled (specialise.py): nothing of the fused side's making is compared with
+            # itself.
+            layers: list[Middleware] = [PassThrough()]
             for layer in self.layers:
                 layers += [layer, PassThrough()]
+            with as_written():
+                return self._tool(fn, layers)
+        return self._tool(fn, self.layers)
+
+    def _tool(self, fn: Callable[..., Awaitable[Any]], layers: list[Middleware]) -> Tool:
         if self.through == "wrap":
             return wrap(fn, *layers, name=self.tool, source="fused")
         stack, signature = Stack(function_handler(fn), layers), inspect.signature(fn)
@@ -218,31 +243,58 @@ async def test_success_is_the_same(spans: InMemorySpanExporter) -> None:
     assert [log[1] for log in record["logs"]] == ["node_start", "node_success"]
 
 
+async def failing(run: Run) -> Any:
+    async def boom() -> None:
+        raise ValueError("boom")
+
+    return await run.wrap(boom)()
+
+
+async def flaky(run: Run) -> Any:
+    """Two connection failures, then a success."""
+    failures = [ConnectionError("down"), ConnectionError("down")]
+
+    async def tool() -> str:
+        if failures:
+            raise failures.pop()
+        return "up"
+
+    return await run.wrap(tool)()
+
+
+async def slow(run: Run) -> Any:
+    async def sleeps() -> None:
+        await asyncio.sleep(5)
+
+    return await run.wrap(sleeps)()
+
+
+async def cancelled(run: Run) -> Any:
+    started = asyncio.Event()
+
+    async def waits() -> None:
+        started.set()
+        await asyncio.sleep(5)
+
+    task = asyncio.ensure_future(run.wrap(waits)())
+    await started.wait()
+    task.cancel()
+    try:
+        return await task
+    finally:
+        limiter = next((layer for layer in run.layers if isinstance(layer, ConcurrencyLimit)), None)
+        assert limiter is None or limiter.in_flight == 0  # the slot is never leaked
+
+
 async def test_a_failure_is_the_same(spans: InMemorySpanExporter) -> None:
-    async def scenario(run: Run) -> Any:
-        async def boom() -> None:
-            raise ValueError("boom")
-
-        return await run.wrap(boom)()
-
-    outcome, record = await compare(scenario, spans)
+    outcome, record = await compare(failing, spans)
     assert outcome == ("raised", "ValueError", "boom")
     assert record["metrics"]["duration"] == [("error", 1)]
     assert record["spans"][0][2] == "ERROR"
 
 
 async def test_retries_are_the_same(spans: InMemorySpanExporter) -> None:
-    async def scenario(run: Run) -> Any:
-        failures = [ConnectionError("down"), ConnectionError("down")]
-
-        async def flaky() -> str:
-            if failures:
-                raise failures.pop()
-            return "up"
-
-        return await run.wrap(flaky)()
-
-    outcome, record = await compare(scenario, spans)
+    outcome, record = await compare(flaky, spans)
     assert outcome == ("returned", "up")
     assert record["metrics"]["retries"] == [("connection", 2)] and record["metrics"]["admitted"] == [3]
     assert [e[0] for e in record["events"]] == ["node_retry", "node_retry", "node_success"]
@@ -250,13 +302,7 @@ async def test_retries_are_the_same(spans: InMemorySpanExporter) -> None:
 
 
 async def test_timeouts_are_the_same(spans: InMemorySpanExporter) -> None:
-    async def scenario(run: Run) -> Any:
-        async def slow() -> None:
-            await asyncio.sleep(5)
-
-        return await run.wrap(slow)()
-
-    outcome, record = await compare(scenario, spans, timeout_s=0.02)
+    outcome, record = await compare(slow, spans, timeout_s=0.02)
     assert outcome == ("raised", "ToolTimeoutError", str(ToolTimeoutError("TOOL", 0.02)))
     assert record["metrics"]["timeouts"] == [3] and record["metrics"]["duration"] == [("timeout", 1)]
     assert [e[0] for e in record["events"]] == ["node_timeout", "node_retry"] * 2 + [
@@ -266,23 +312,7 @@ async def test_timeouts_are_the_same(spans: InMemorySpanExporter) -> None:
 
 
 async def test_cancellation_is_the_same(spans: InMemorySpanExporter) -> None:
-    async def scenario(run: Run) -> Any:
-        started = asyncio.Event()
-
-        async def waits() -> None:
-            started.set()
-            await asyncio.sleep(5)
-
-        task = asyncio.ensure_future(run.wrap(waits)())
-        await started.wait()
-        task.cancel()
-        try:
-            return await task
-        finally:
-            limiter = next(layer for layer in run.layers if isinstance(layer, ConcurrencyLimit))
-            assert limiter.in_flight == 0  # the slot is never leaked
-
-    outcome, record = await compare(scenario, spans)
+    outcome, record = await compare(cancelled, spans)
     assert outcome[:2] == ("raised", "CancelledError")
     assert record["metrics"]["duration"] == [("cancelled", 1)]
     assert [e[0] for e in record["events"]] == ["node_error"]

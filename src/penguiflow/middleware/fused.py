@@ -29,7 +29,7 @@ from opentelemetry.trace import StatusCode
 from penguiflow.errors import LimiterRejectedError, ToolTimeoutError
 from penguiflow.middleware import admission
 from penguiflow.middleware.admission import bind
-from penguiflow.middleware.call import Call, CallNext, Middleware, make_call, new_call_id
+from penguiflow.middleware.call import _HEAD, Call, CallNext, Middleware, _counter, make_call
 from penguiflow.middleware.concurrency import ConcurrencyLimit, _wait
 from penguiflow.middleware.events import NODE_ERROR, NODE_START, NODE_SUCCESS, FlowEventLogger, emit
 from penguiflow.middleware.failures import classify
@@ -179,11 +179,14 @@ def fused(layers: Sequence[Middleware], inner: CallNext, stack: Stack | None) ->
             if tracer is not None:
                 call_id = call._call_id  # Call.call_id inlined: the property is a call of its own
                 if call_id is None:
-                    call_id = call._call_id = new_call_id()
-                if len(call_id) > MAX_OWN_VALUE_CHARS:
+                    call_id = call._call_id = _HEAD + str(next(_counter))  # new_call_id() inlined
+                elif len(call_id) > MAX_OWN_VALUE_CHARS:
                     call_id = bounded(call_id)  # an LLM chose it: it may be huge
+                # One dict made (a copy), where {**named[1], key: value} makes two.
+                span_attributes = named[1].copy()
+                span_attributes[GEN_AI_TOOL_CALL_ID] = call_id
                 # Kind INTERNAL, the default.
-                span = tracer.start_span(named[0], attributes={**named[1], GEN_AI_TOOL_CALL_ID: call_id})
+                span = tracer.start_span(named[0], attributes=span_attributes)
                 token = otel_context.attach(trace.set_span_in_context(span))
         outcome: names.Outcome = "success"
         error_type: str | None = None
@@ -364,15 +367,18 @@ def fused(layers: Sequence[Middleware], inner: CallNext, stack: Stack | None) ->
                 assert stack is not None
                 if span is not None:
                     otel_context.detach(token)  # type: ignore[arg-type]
-                    if outcome == "cancelled":
+                    if error_type is None:  # success: what the span was started with is all it says
+                        pass
+                    elif outcome == "cancelled":
                         span.set_attribute(OUTCOME, outcome)  # the caller's decision: no error, no ERROR
-                    elif error_type is not None:
+                    else:
                         span.set_attribute(ERROR_TYPE, error_type)
                         span.set_attribute(OUTCOME, outcome)
                         # The type, never the message: messages of user tools may carry data we must not export.
                         span.set_status(StatusCode.ERROR, error_type)
                     span.end()
-                if telemetry.metrics is not None:
+                metrics = telemetry.metrics
+                if metrics is not None:
                     # One record per call: the histogram's count is the call counter by outcome (the
                     # OpenTelemetry convention), so a separate counter would double the per-call metric cost.
                     attributes = (
@@ -380,7 +386,7 @@ def fused(layers: Sequence[Middleware], inner: CallNext, stack: Stack | None) ->
                         if error_type is None
                         else stack._failure_attributes(call, outcome, error_type)
                     )
-                    telemetry.metrics.tool_duration.record(_perf_counter() - span_start, attributes)
+                    metrics.tool_duration.record(_perf_counter() - span_start, attributes)
 
     # What runs: this function compiled for these layers (specialise.py), each "is this layer here" decided.
     # A stack's outermost run is called with the telemetry, the others without.
@@ -407,4 +413,6 @@ def wrapped_entry(stack: Stack) -> Callable[..., Awaitable[Any]]:
 
     # The call was just made: no caller limits, no caller layers, nobody subscribed to its events.
     facts = {**known, "call.listeners": False}
-    return specialise(run, facts, {**truth, "call.limits": False, "call.layers": False}, entry=__call__)
+    # make_call inlined too: a Python call less.
+    truth = {**truth, "call.limits": False, "call.layers": False}
+    return specialise(run, facts, truth, entry=__call__, inline=make_call)

@@ -26,7 +26,7 @@ from typing import Any
 # (or not) where a test reads it.
 Facts = Mapping[str, bool]
 
-_TREES: dict[Any, ast.AsyncFunctionDef] = {}
+_TREES: dict[Any, ast.AsyncFunctionDef | ast.FunctionDef] = {}
 _FACTORIES: dict[tuple[Any, ...], Callable[..., Any]] = {}
 # What each specialised runner was made from, so an entry can inline the same runner.
 _TEMPLATE_OF: weakref.WeakKeyDictionary[Callable[..., Any], tuple[Callable[..., Any], Facts, Facts]] = (
@@ -35,7 +35,7 @@ _TEMPLATE_OF: weakref.WeakKeyDictionary[Callable[..., Any], tuple[Callable[..., 
 _PURE = (ast.Name, ast.Attribute, ast.Constant, ast.Compare, ast.BoolOp, ast.UnaryOp)
 
 
-def _tree(fn: Callable[..., Any]) -> ast.AsyncFunctionDef:
+def _tree(fn: Callable[..., Any]) -> ast.AsyncFunctionDef | ast.FunctionDef:
     """``fn``'s definition, its line numbers those of its file (a traceback shows the real lines)."""
     code = fn.__code__
     tree = _TREES.get(code)
@@ -43,7 +43,7 @@ def _tree(fn: Callable[..., Any]) -> ast.AsyncFunctionDef:
         module = ast.parse(textwrap.dedent(inspect.getsource(fn)))
         ast.increment_lineno(module, code.co_firstlineno - 1)
         node = module.body[0]
-        assert isinstance(node, ast.AsyncFunctionDef), "a runner is an async def"
+        assert isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef), "a function's own source"
         tree = _TREES[code] = node
     return tree
 
@@ -159,6 +159,56 @@ class _Fold(ast.NodeTransformer):
         return node
 
 
+def _inlined(statement: ast.stmt, fn: Callable[..., Any], namespace: dict[str, Any]) -> list[ast.stmt] | None:
+    """``x = fn(a, b)``, ``fn`` a function of straight statements ending ``return y``, as those statements
+    (``y`` named ``x``, each parameter replaced by its argument or default): the call's frame saved. Only what
+    keeps the meaning: arguments that are names, attributes or constants, each parameter read once, and the
+    names ``fn`` reads meaning the same where it is inlined; else ``None`` (the call stays)."""
+    if not (
+        isinstance(statement, ast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Name)
+        and isinstance(statement.value, ast.Call)
+        and ast.unparse(statement.value.func) == fn.__name__
+        and not statement.value.keywords
+        and all(isinstance(a, ast.Name | ast.Attribute | ast.Constant) for a in statement.value.args)
+    ):
+        return None
+    tree = copy.deepcopy(_tree(fn))
+    body = tree.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    last = body[-1]
+    if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Name)):
+        return None
+    params = [a.arg for a in tree.args.args]
+    values = dict(zip(params[len(params) - len(tree.args.defaults) :], tree.args.defaults, strict=True))
+    values.update(zip(params, statement.value.args, strict=False))
+    local, target = last.value.id, statement.targets[0].id
+    reads = [n for s in body[:-1] for n in ast.walk(s) if isinstance(n, ast.Name)]
+    if any(sum(1 for n in reads if n.id == p) > 1 for p in params):
+        return None
+    for name in {n.id for n in reads} - {*params, local}:
+        if fn.__globals__.get(name, namespace) is not namespace.get(name, fn):
+            return None  # a name that means something else where it would be inlined
+
+    class Substitute(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.expr:
+            if node.id in values:
+                return copy.deepcopy(values[node.id])
+            if node.id == local:
+                node.id = target
+            return node
+
+    inlined = [Substitute().visit(s) for s in body[:-1]]
+    for s in inlined:
+        ast.copy_location(s, statement)
+        for child in ast.walk(s):
+            if isinstance(child, ast.stmt | ast.expr):
+                ast.copy_location(child, statement)  # a traceback points at the call
+    return inlined
+
+
 def _reraises(handler: ast.excepthandler) -> bool:
     body = handler.body  # type: ignore[attr-defined]
     return len(body) == 1 and isinstance(body[0], ast.Raise) and body[0].exc is None
@@ -186,10 +236,12 @@ def specialise(
     truth: Facts | None = None,
     *,
     entry: Callable[..., Any] | None = None,
+    inline: Callable[..., Any] | None = None,
 ) -> Callable[..., Any]:
     """``run`` compiled with its closure's facts (and ``known`` / ``truth``, more of them: expression text ->
     "is not None" / its truth) folded in; with an ``entry`` ending ``return await run(a, b)``, that entry with
-    ``run``'s body in place of its last statement (its ``a``, ``b`` are ``run``'s parameters' names)."""
+    ``run``'s body in place of its last statement (its ``a``, ``b`` are ``run``'s parameters' names), and the
+    entry's ``x = inline(...)`` statements replaced by ``inline``'s own (see :func:`_inlined`)."""
     values, is_set, truths = _facts(run)
     is_set.update(known or {})
     truths.update(truth or {})
@@ -200,13 +252,23 @@ def specialise(
     key = (
         run.__code__,
         entry.__code__ if entry is not None else None,
+        inline.__code__ if inline is not None else None,
         tuple(sorted(is_set.items())),
         tuple(sorted(truths.items())),
     )
     factory = _FACTORIES.get(key)
     if factory is None:
-        factory = _FACTORIES[key] = _compile(run, entry, is_set, truths, sorted({*values, *entry_values}))
-    made: Callable[..., Any] = factory(**values, **entry_values)
+        try:
+            factory = _compile(run, entry, inline, is_set, truths, sorted({*values, *entry_values}))
+        except (OSError, TypeError):
+            # No source to read (an application frozen without its .py files): what runs is the function as
+            # written (this one, with its own closure), which decides the same things on every call.
+            factory = None
+        else:
+            _FACTORIES[key] = factory
+    made: Callable[..., Any] = (
+        factory(**values, **entry_values) if factory is not None else entry if entry is not None else run
+    )
     if entry is None:
         _TEMPLATE_OF[made] = (run, dict(known or {}), dict(truth or {}))
     return made
@@ -220,6 +282,7 @@ def template_of(run: Callable[..., Any]) -> tuple[Callable[..., Any], Facts, Fac
 def _compile(
     run: Callable[..., Any],
     entry: Callable[..., Any] | None,
+    inline: Callable[..., Any] | None,
     is_set: Facts,
     truth: Facts,
     closure: list[str],
@@ -241,8 +304,11 @@ def _compile(
             and [ast.unparse(a) for a in last.value.value.args] == params
         ):
             raise ValueError(f"{entry.__qualname__} must end with `return await {run.__name__}(...)`")
+        prologue = outer.body[:-1]
+        if inline is not None:
+            prologue = [done for s in prologue for done in _inlined(s, inline, entry.__globals__) or [s]]
         function = ast.AsyncFunctionDef(
-            name=outer.name, args=outer.args, body=outer.body[:-1] + body, decorator_list=[], returns=None
+            name=outer.name, args=outer.args, body=prologue + body, decorator_list=[], returns=None
         )
         ast.copy_location(function, outer)
     else:
