@@ -8,7 +8,9 @@ own frames, so a call gets the same events, spans, metrics, slots and errors. A 
 built-in one) between them splits the run; it is called exactly as in :func:`chain`. Where a layer would leave
 its common path at the very start (an outer event logger already subscribed, a retry deadline, caller limits
 to admit), the run hands the call to the layers' own chain; a retry after the first attempt runs the inner
-layers' own chain, as the ``Retry`` layer does.
+layers' own chain, as the ``Retry`` layer does. What runs is not :func:`fused`'s ``run`` itself but a copy of it
+compiled for the layers the stack has (:mod:`penguiflow.middleware.specialise`): no step asks whether its layer
+is there.
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ def calls_function(handler: CallNext, fn: Callable[..., Awaitable[Any]]) -> None
 
 
 class Runner(Protocol):
-    """A stack's outermost run: ``run(call)`` is a ``CallNext``; ``run(call, telemetry)`` also holds the
-    stack's span and duration record (the engine knows whether telemetry is on before it calls)."""
+    """A run of fused layers: ``run(call)`` is a ``CallNext``. A stack's outermost run is called only as
+    ``run(call, telemetry)``, telemetry on (the engine knows before it calls; its copy is compiled for that),
+    and also holds the stack's span and duration record."""
 
     def __call__(self, call: Call, telemetry: Telemetry | None = None, /) -> Awaitable[Any]: ...
 
@@ -150,9 +153,9 @@ def fuse(handler: CallNext, layers: Sequence[Middleware], stack: Stack) -> tuple
 
 def fused(layers: Sequence[Middleware], inner: CallNext, stack: Stack | None) -> Runner:
     """``chain(inner, layers)`` in one frame, ``layers`` built-in ones in the default order (see :func:`fuse`).
-    With a ``stack``, ``run(call, telemetry)`` is also the stack's ``execute_tool`` span and duration record
-    around the call (what runs inside it: :meth:`Stack._run`, or these layers when the call has no caller
-    limits or layers)."""
+    With a ``stack``, ``run(call, telemetry)`` (telemetry on, only) is also the stack's ``execute_tool`` span
+    and duration record around the call (what runs inside it: :meth:`Stack._run`, or these layers when the
+    call has no caller limits or layers)."""
     logger = next((layer for layer in layers if type(layer) is FlowEventLogger), None)
     retry = next((layer for layer in layers if type(layer) is Retry), None)
     limit = next((layer for layer in layers if isinstance(layer, ConcurrencyLimit)), None)
