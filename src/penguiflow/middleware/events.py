@@ -118,6 +118,10 @@ _LEVELS: Final = {
     NODE_ERROR: logging.ERROR,
 }
 
+# What a stdlib LogRecord already has: an ``extra`` key among them makes logging raise (node_progress carries a
+# ``message``), so an event attribute by such a name goes in as ``event_<name>``.
+_RECORD_NAMES: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
 
 class FlowEventLogger:
     """The layer :func:`log_flow_events` returns. Put it outermost to see every event of the call."""
@@ -196,10 +200,16 @@ class FlowEventLogger:
     def _wanted(self, call: Call, event_type: str) -> bool:
         """Whether an event of the happy path reaches anyone: building one costs more than the rest of the
         layer, and with the default logger (level WARNING) nobody reads ``node_start`` or ``node_success``."""
+        if call.listeners is not None and len(call.listeners) > 1:
+            return True  # other listeners want every event
+        return self.reads(event_type)
+
+    def reads(self, event_type: str) -> bool:
+        """Whether this layer does anything with an event of ``event_type``: logs it or hands it on."""
         if self.latency_callback is not None and event_type != NODE_START:
             return True
-        if not self._stdlib or (call.listeners is not None and len(call.listeners) > 1):
-            return True  # a structlog logger filters itself; other listeners want every event
+        if not self._stdlib:
+            return True  # a structlog logger filters itself
         return bool(self.logger.isEnabledFor(_LEVELS[event_type]))
 
     def on_event(self, event: FlowEvent) -> None:
@@ -216,7 +226,11 @@ class FlowEventLogger:
         }
         if event.error_type is not None:
             fields["error_type"] = event.error_type
-        fields.update(event.attributes)
+        if self._stdlib:
+            for key, value in event.attributes.items():
+                fields[f"event_{key}" if key in _RECORD_NAMES else key] = value
+        else:
+            fields.update(event.attributes)
         level = _LEVELS.get(event.event_type, logging.INFO)
         if event.attributes.get("cancelled"):
             level = logging.INFO  # the caller's own decision, not a failure of the tool
@@ -232,6 +246,19 @@ class FlowEventLogger:
             _internal_log.exception("logging a flow event failed")
         if self.latency_callback is not None and event.event_type != NODE_START:
             run_callback(self.latency_callback, event)
+
+
+def heard(call: Call, event_type: str) -> bool:
+    """Whether an event of ``event_type`` emitted on ``call`` would reach anyone among its listeners.
+
+    Asked before requesting what only such an event would carry (an MCP call's progress token): an event
+    logger whose logger is not enabled at the event's level does not count; any other listener does.
+    """
+    for listener in call.listeners or ():
+        owner = getattr(listener, "__self__", None)
+        if not isinstance(owner, FlowEventLogger) or owner.reads(event_type):
+            return True
+    return False
 
 
 def log_flow_events(

@@ -15,12 +15,12 @@ keep fastmcp's path: :func:`usable` says no when the client registered a claim.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastmcp import Client
 from fastmcp.telemetry import suppress_fastmcp_telemetry
 from mcp.shared.dispatcher import ProgressFnT
-from mcp.types import CallToolResult, InputRequiredResult, InputResponses
+from mcp.types import CallToolResult, InputRequiredResult, InputResponses, RequestParamsMeta
 
 from penguiflow.tools.transports.mcp.stdio import BoundedStdioTransport
 
@@ -35,7 +35,11 @@ def usable(client: Client[Any]) -> bool:
 
 
 async def call_tool(
-    client: Client[Any], tool: str, arguments: dict[str, Any], on_progress: ProgressFnT
+    client: Client[Any],
+    tool: str,
+    arguments: dict[str, Any],
+    on_progress: ProgressFnT | None,
+    meta: dict[str, Any] | None = None,
 ) -> CallToolResult:
     """One ``tools/call`` on ``client``'s open session; the result as the server sent it."""
     session = client.session
@@ -47,6 +51,7 @@ async def call_tool(
             tool,
             arguments,
             progress_callback=on_progress,
+            meta=cast("RequestParamsMeta | None", meta),  # the SDK types it as a TypedDict
             input_responses=responses,
             request_state=state,
             allow_input_required=True,

@@ -20,20 +20,20 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from mcp.shared.dispatcher import ProgressFnT
-from mcp.types import LoggingMessageNotificationParams
+from mcp.types import LOG_LEVEL_META_KEY, LoggingMessageNotificationParams
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from penguiflow.middleware.call import Call
-from penguiflow.middleware.events import NODE_PROGRESS, FlowEvent, emit
+from penguiflow.middleware.events import NODE_PROGRESS, FlowEvent, emit, heard
 from penguiflow.telemetry import names
 from penguiflow.tools.hooks import ProgressCallback
 from penguiflow.tools.transports.base import shorten
 
-__all__ = ["LEVELS", "Notifications"]
+__all__ = ["LEVELS", "Notifications", "Request"]
 
 LEVELS: Final = {
     "debug": logging.DEBUG,
@@ -46,6 +46,24 @@ LEVELS: Final = {
     "emergency": logging.CRITICAL,
 }
 _MAX_LOG: Final = 2000  # characters of one server log message kept
+# The MCP levels a request can ask for, lowest first, each with the Python level LEVELS logs it at (asking for
+# "critical" also brings "alert" and "emergency", which are logged at CRITICAL too).
+_REQUESTABLE: Final = (
+    ("info", logging.INFO),
+    ("warning", logging.WARNING),
+    ("error", logging.ERROR),
+    ("critical", logging.CRITICAL),
+)
+# From this protocol version on, a server sends a request's log messages only at or above the level that
+# request's _meta asks for (before it, a session-wide logging/setLevel filtered them). ISO dates: ordered as text.
+_PER_REQUEST_LOGGING_SINCE: Final = "2026-07-28"
+
+
+class Request(NamedTuple):
+    """What one request asks of the server beyond its method: who hears its progress, which log levels."""
+
+    on_progress: ProgressFnT | None
+    meta: dict[str, Any] | None
 
 
 class Notifications:
@@ -60,14 +78,52 @@ class Notifications:
         self._progress_callback = progress_callback
         self._ids = itertools.count()
         self._in_flight: dict[int, Span] = {}
+        self.per_request_levels = False  # whether the open session's protocol asks for log levels per request
+
+    def opened(self, protocol_version: str | None) -> None:
+        """The session's negotiated protocol version, once it is open."""
+        self.per_request_levels = (
+            protocol_version is not None and protocol_version >= _PER_REQUEST_LOGGING_SINCE
+        )
 
     @contextlib.contextmanager
-    def call(self, call: Call | None) -> Iterator[ProgressFnT]:
-        """While a request runs: its progress handler, and its span registered for log events."""
+    def call(self, call: Call | None) -> Iterator[Request]:
+        """While a request runs: what it asks for, and its span registered for log events.
+
+        Only what someone hears is asked for, so the server neither tracks nor sends the rest:
+
+        - a progress handler (hence a progress token: fastmcp's server spends ~20,000 instructions a call on
+          one alone, see docs/benchmarks.md) only with a recording span, a ``progress_callback``, or a listener
+          on the call that reads ``node_progress``;
+        - log messages at every level while the span records them as events; otherwise from the lowest level
+          ``penguiflow.mcp.<source>`` is enabled for (with no logging configured: WARNING). The session asks for
+          every level (fastmcp's default); a request's ``_meta`` narrows it, on the protocols that ask per
+          request. MCP has no level for "none": with even CRITICAL disabled the request asks for "emergency".
+        """
         key = next(self._ids)
         span = trace.get_current_span()
-        started = time.perf_counter()
         self._in_flight[key] = span
+        recording = span.is_recording()
+        wanted = recording or (
+            call is not None and (self._progress_callback is not None or heard(call, NODE_PROGRESS))
+        )
+        meta = None if recording or not self.per_request_levels else self._log_meta()
+        try:
+            yield Request(self._on_progress(call, span) if wanted else None, meta)
+        finally:
+            del self._in_flight[key]
+
+    def _log_meta(self) -> dict[str, Any] | None:
+        log = self.log
+        if log.isEnabledFor(logging.DEBUG):
+            return None  # the session's own level, "debug"
+        for level, python_level in _REQUESTABLE:
+            if log.isEnabledFor(python_level):
+                return {LOG_LEVEL_META_KEY: level}
+        return {LOG_LEVEL_META_KEY: "emergency"}
+
+    def _on_progress(self, call: Call | None, span: Span) -> ProgressFnT:
+        started = time.perf_counter()
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             text = shorten(self._redact(message), _MAX_LOG) if message else None
@@ -91,10 +147,7 @@ class Notifications:
                         message=text,
                     )
 
-        try:
-            yield on_progress
-        finally:
-            del self._in_flight[key]
+        return on_progress
 
     async def on_log(self, params: LoggingMessageNotificationParams) -> None:
         level = LEVELS.get(str(params.level).lower(), logging.INFO)

@@ -130,6 +130,7 @@ class McpTransport:
         else:
             opening.on_auth_status = self._saw_auth_status
             self._session_attrs = _session_attributes(client)
+            self.notifications.opened(client.session.protocol_version)
             self._open_call_attributes = {  # no None values: set on every call's span as it is
                 key: value
                 for key, value in {**self._call_attributes, **self._session_attrs}.items()
@@ -227,12 +228,16 @@ class McpTransport:
             lean = direct.usable(client)  # see the direct module: fastmcp's layers add nothing here
             with (
                 own_spans(method_set=True, fastmcp=not lean),
-                self.notifications.call(CURRENT_CALL.get()) as on_progress,
+                self.notifications.call(CURRENT_CALL.get()) as request,
             ):
                 if lean:
-                    result = await direct.call_tool(client, tool, arguments, on_progress)
+                    result = await direct.call_tool(
+                        client, tool, arguments, request.on_progress, request.meta
+                    )
                 else:
-                    result = await client.call_tool_mcp(tool, arguments, progress_handler=on_progress)
+                    result = await client.call_tool_mcp(
+                        tool, arguments, progress_handler=request.on_progress, meta=request.meta
+                    )
         except Exception as exc:
             error = await self._failure(client, exc, name=name)
             cause = self._cause(error, exc)
