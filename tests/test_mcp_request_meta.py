@@ -7,6 +7,7 @@ Telemetry off needs a process without the test session's SDK providers: those ca
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -14,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 
 from penguiflow.telemetry import names
 from penguiflow.tools import ExternalToolConfig, ToolNode, TransportType
+from penguiflow.tools.transports.mcp.notifications import Notifications
 from tests.support import otel
 
 pytestmark = pytest.mark.timeout(90)
@@ -131,3 +134,19 @@ async def test_with_telemetry_on_every_level_and_progress_reach_the_span(spans: 
     events = [event.name for event in span.events]
     assert events.count(names.EVENT_MCP_PROGRESS) == 1
     assert events.count(names.EVENT_MCP_LOG) == 4
+
+
+async def test_progress_handled_after_its_call_ended_is_not_put_on_the_ended_span(
+    spans: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The mcp SDK spawns a task per progress notification: one may run after the result ended the call's span.
+    notifications = Notifications("late", lambda text: text, None)
+    tracer = trace.get_tracer("tests")
+    with tracer.start_as_current_span("execute_tool late.tool") as span, notifications.call(None) as request:
+        assert request.on_progress is not None  # the span records
+    assert not span.is_recording()
+    with caplog.at_level(logging.WARNING):
+        await request.on_progress(1, 2, "late")
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    (ended,) = otel.SPANS.get_finished_spans()
+    assert ended.events == ()

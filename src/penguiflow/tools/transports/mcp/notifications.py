@@ -132,7 +132,10 @@ class Notifications:
                 attributes[names.MCP_PROGRESS_TOTAL] = total
             if text is not None:
                 attributes[names.MCP_PROGRESS_MESSAGE] = text
-            span.add_event(names.EVENT_MCP_PROGRESS, attributes)
+            # The SDK runs progress handlers in tasks of their own: one may run after the call's span ended
+            # (a server reporting progress just before its result), where add_event would log a warning.
+            if span.is_recording():
+                span.add_event(names.EVENT_MCP_PROGRESS, attributes)
             if call is not None:
                 callback = self._progress_callback
                 # This runs in the session's reader task: make the call's span current for the event's ids.
