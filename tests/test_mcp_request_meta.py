@@ -142,11 +142,13 @@ async def test_progress_handled_after_its_call_ended_is_not_put_on_the_ended_spa
     # The mcp SDK spawns a task per progress notification: one may run after the result ended the call's span.
     notifications = Notifications("late", lambda text: text, None)
     tracer = trace.get_tracer("tests")
-    with tracer.start_as_current_span("execute_tool late.tool") as span, notifications.call(None) as request:
-        assert request.on_progress is not None  # the span records
+    with tracer.start_as_current_span("execute_tool late.tool") as span:
+        key, on_progress, _ = notifications.start(None)
+        notifications.end(key)
+        assert on_progress is not None  # the span records
     assert not span.is_recording()
     with caplog.at_level(logging.WARNING):
-        await request.on_progress(1, 2, "late")
+        await on_progress(1, 2, "late")
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     (ended,) = otel.SPANS.get_finished_spans()
     assert ended.events == ()

@@ -14,13 +14,12 @@ masked (configured secrets) and shortened before it is logged or put on a span.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, Final, NamedTuple
+from collections.abc import Callable
+from typing import Any, Final
 
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.types import LOG_LEVEL_META_KEY, LoggingMessageNotificationParams
@@ -33,7 +32,7 @@ from penguiflow.telemetry import names
 from penguiflow.tools.hooks import ProgressCallback
 from penguiflow.tools.transports.base import shorten
 
-__all__ = ["LEVELS", "Notifications", "Request"]
+__all__ = ["LEVELS", "Notifications"]
 
 LEVELS: Final = {
     "debug": logging.DEBUG,
@@ -48,22 +47,20 @@ LEVELS: Final = {
 _MAX_LOG: Final = 2000  # characters of one server log message kept
 # The MCP levels a request can ask for, lowest first, each with the Python level LEVELS logs it at (asking for
 # "critical" also brings "alert" and "emergency", which are logged at CRITICAL too).
-_REQUESTABLE: Final = (
-    ("info", logging.INFO),
-    ("warning", logging.WARNING),
-    ("error", logging.ERROR),
-    ("critical", logging.CRITICAL),
+# Each one's _meta built once (the SDK validates it into a dict of its own: never changed in place).
+_REQUESTABLE: Final = tuple(
+    (python_level, {LOG_LEVEL_META_KEY: level})
+    for level, python_level in (
+        ("info", logging.INFO),
+        ("warning", logging.WARNING),
+        ("error", logging.ERROR),
+        ("critical", logging.CRITICAL),
+    )
 )
+_NOTHING_HEARD: Final = {LOG_LEVEL_META_KEY: "emergency"}  # MCP has no level for "none"
 # From this protocol version on, a server sends a request's log messages only at or above the level that
 # request's _meta asks for (before it, a session-wide logging/setLevel filtered them). ISO dates: ordered as text.
 _PER_REQUEST_LOGGING_SINCE: Final = "2026-07-28"
-
-
-class Request(NamedTuple):
-    """What one request asks of the server beyond its method: who hears its progress, which log levels."""
-
-    on_progress: ProgressFnT | None
-    meta: dict[str, Any] | None
 
 
 class Notifications:
@@ -86,11 +83,10 @@ class Notifications:
             protocol_version is not None and protocol_version >= _PER_REQUEST_LOGGING_SINCE
         )
 
-    @contextlib.contextmanager
-    def call(self, call: Call | None) -> Iterator[Request]:
-        """While a request runs: what it asks for, and its span registered for log events.
-
-        Only what someone hears is asked for, so the server neither tracks nor sends the rest:
+    def start(self, call: Call | None) -> tuple[int, ProgressFnT | None, dict[str, Any] | None]:
+        """A request starts: its span registered for log events (until :meth:`end` with the key returned),
+        its progress handler and its ``_meta`` — for what someone hears only, so the server neither tracks nor
+        sends the rest:
 
         - a progress handler (hence a progress token: fastmcp's server spends ~20,000 instructions a call on
           one alone, see docs/benchmarks.md) only with a recording span, a ``progress_callback``, or a listener
@@ -98,29 +94,33 @@ class Notifications:
         - log messages at every level while the span records them as events; otherwise from the lowest level
           ``penguiflow.mcp.<source>`` is enabled for (with no logging configured: WARNING). The session asks for
           every level (fastmcp's default); a request's ``_meta`` narrows it, on the protocols that ask per
-          request. MCP has no level for "none": with even CRITICAL disabled the request asks for "emergency".
+          request. With even CRITICAL disabled the request asks for "emergency".
+
+        Two methods, not a context manager: this runs around every call.
         """
         key = next(self._ids)
         span = trace.get_current_span()
         self._in_flight[key] = span
-        recording = span.is_recording()
-        wanted = recording or (
-            call is not None and (self._progress_callback is not None or heard(call, NODE_PROGRESS))
+        if span.is_recording():
+            return key, self._on_progress(call, span), None
+        on_progress = (
+            self._on_progress(call, span)
+            if call is not None and (self._progress_callback is not None or heard(call, NODE_PROGRESS))
+            else None
         )
-        meta = None if recording or not self.per_request_levels else self._log_meta()
-        try:
-            yield Request(self._on_progress(call, span) if wanted else None, meta)
-        finally:
-            del self._in_flight[key]
+        return key, on_progress, self._log_meta() if self.per_request_levels else None
+
+    def end(self, key: int) -> None:
+        del self._in_flight[key]
 
     def _log_meta(self) -> dict[str, Any] | None:
         log = self.log
         if log.isEnabledFor(logging.DEBUG):
             return None  # the session's own level, "debug"
-        for level, python_level in _REQUESTABLE:
+        for python_level, meta in _REQUESTABLE:
             if log.isEnabledFor(python_level):
-                return {LOG_LEVEL_META_KEY: level}
-        return {LOG_LEVEL_META_KEY: "emergency"}
+                return meta
+        return _NOTHING_HEARD
 
     def _on_progress(self, call: Call | None, span: Span) -> ProgressFnT:
         started = time.perf_counter()

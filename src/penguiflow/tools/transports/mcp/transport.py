@@ -226,18 +226,17 @@ class McpTransport:
             self._session_attributes(client)
         try:
             lean = direct.usable(client)  # see the direct module: fastmcp's layers add nothing here
-            with (
-                own_spans(method_set=True, fastmcp=not lean),
-                self.notifications.call(CURRENT_CALL.get()) as request,
-            ):
-                if lean:
-                    result = await direct.call_tool(
-                        client, tool, arguments, request.on_progress, request.meta
-                    )
-                else:
-                    result = await client.call_tool_mcp(
-                        tool, arguments, progress_handler=request.on_progress, meta=request.meta
-                    )
+            key, on_progress, meta = self.notifications.start(CURRENT_CALL.get())
+            try:
+                with own_spans(method_set=True, fastmcp=not lean):
+                    if lean:
+                        result = await direct.call_tool(client, tool, arguments, on_progress, meta)
+                    else:
+                        result = await client.call_tool_mcp(
+                            tool, arguments, progress_handler=on_progress, meta=meta
+                        )
+            finally:
+                self.notifications.end(key)
         except Exception as exc:
             error = await self._failure(client, exc, name=name)
             cause = self._cause(error, exc)
