@@ -15,6 +15,7 @@ keep fastmcp's path: :func:`usable` says no when the client registered a claim.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 from fastmcp import Client
@@ -39,7 +40,7 @@ async def call_tool(
     tool: str,
     arguments: dict[str, Any],
     on_progress: ProgressFnT | None,
-    meta: dict[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
 ) -> CallToolResult:
     """One ``tools/call`` on ``client``'s open session; the result as the server sent it."""
     session = client.session

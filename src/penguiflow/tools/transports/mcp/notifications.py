@@ -18,7 +18,8 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from mcp.shared.dispatcher import ProgressFnT
@@ -47,9 +48,10 @@ LEVELS: Final = {
 _MAX_LOG: Final = 2000  # characters of one server log message kept
 # The MCP levels a request can ask for, lowest first, each with the Python level LEVELS logs it at (asking for
 # "critical" also brings "alert" and "emergency", which are logged at CRITICAL too).
-# Each one's _meta built once (the SDK validates it into a dict of its own: never changed in place).
+# Each one's _meta built once and shared by every call, so read-only: a library writing into it in place would
+# carry one call's keys into the next; this way it raises instead.
 _REQUESTABLE: Final = tuple(
-    (python_level, {LOG_LEVEL_META_KEY: level})
+    (python_level, MappingProxyType({LOG_LEVEL_META_KEY: level}))
     for level, python_level in (
         ("info", logging.INFO),
         ("warning", logging.WARNING),
@@ -57,7 +59,7 @@ _REQUESTABLE: Final = tuple(
         ("critical", logging.CRITICAL),
     )
 )
-_NOTHING_HEARD: Final = {LOG_LEVEL_META_KEY: "emergency"}  # MCP has no level for "none"
+_NOTHING_HEARD: Final = MappingProxyType({LOG_LEVEL_META_KEY: "emergency"})  # MCP has no level for "none"
 # From this protocol version on, a server sends a request's log messages only at or above the level that
 # request's _meta asks for (before it, a session-wide logging/setLevel filtered them). ISO dates: ordered as text.
 _PER_REQUEST_LOGGING_SINCE: Final = "2026-07-28"
@@ -83,7 +85,7 @@ class Notifications:
             protocol_version is not None and protocol_version >= _PER_REQUEST_LOGGING_SINCE
         )
 
-    def start(self, call: Call | None) -> tuple[int, ProgressFnT | None, dict[str, Any] | None]:
+    def start(self, call: Call | None) -> tuple[int, ProgressFnT | None, Mapping[str, Any] | None]:
         """A request starts: its span registered for log events (until :meth:`end` with the key returned),
         its progress handler and its ``_meta`` — for what someone hears only, so the server neither tracks nor
         sends the rest:
@@ -113,7 +115,7 @@ class Notifications:
     def end(self, key: int) -> None:
         del self._in_flight[key]
 
-    def _log_meta(self) -> dict[str, Any] | None:
+    def _log_meta(self) -> Mapping[str, Any] | None:
         log = self.log
         if log.isEnabledFor(logging.DEBUG):
             return None  # the session's own level, "debug"

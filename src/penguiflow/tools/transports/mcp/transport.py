@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, cast
 
 from fastmcp import Client
 from mcp.types import Tool
@@ -232,8 +232,11 @@ class McpTransport:
                     if lean:
                         result = await direct.call_tool(client, tool, arguments, on_progress, meta)
                     else:
-                        result = await client.call_tool_mcp(
-                            tool, arguments, progress_handler=on_progress, meta=meta
+                        result = await client.call_tool_mcp(  # fastmcp copies meta (typed as a dict)
+                            tool,
+                            arguments,
+                            progress_handler=on_progress,
+                            meta=cast("dict[str, Any] | None", meta),
                         )
             finally:
                 self.notifications.end(key)
