@@ -236,7 +236,8 @@ async def test_a_secret_echoed_in_a_json_rpc_error_is_in_no_exported_span(
     monkeypatch.setenv("PF_TEST_PLANTED", secret)
     otel.SPANS.clear()
     cfg = config(connection, env={"PLANTED": "${PF_TEST_PLANTED}"})
-    async with ToolNode(cfg) as node:
+    # server-everything lists trigger-url-elicitation only to a client that declares elicitation
+    async with ToolNode(cfg, elicitation_handler=lambda request: None) as node:
         with pytest.raises(ToolExecutionError) as failed:
             # the server answers with JSON-RPC error -32042 quoting the URL it was given
             await node.call(
@@ -318,14 +319,12 @@ async def test_sampling_elicitation_and_roots_reach_the_nodes_hooks(connection: 
         assert "file:///srv/project" in json.dumps(roots)
 
 
-async def test_without_hooks_the_servers_requests_are_declined_clearly(
-    connection: str, caplog: pytest.LogCaptureFixture
+async def test_without_hooks_the_node_declares_nothing_and_the_server_hides_what_needs_them(
+    connection: str,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="penguiflow.mcp")
+    # server-everything lists its elicitation, sampling and roots tools only to a client declaring each one
+    # (the test above shows them with hooks): a node without hooks declares none, so its catalog has none.
     async with ToolNode(config(connection)) as node:
-        declined = await node.call(f"{node.name}.trigger-elicitation-request")
-        assert "decline" in json.dumps(declined).lower()
-        assert any("elicitation_handler" in r.getMessage() for r in caplog.records)
-        with pytest.raises(ToolExecutionError, match="sampling"):
-            await node.call(f"{node.name}.trigger-sampling-request", {"prompt": "hi"})
-        assert "get-roots-list" not in {entry.name.split(".", 1)[1] for entry in node.get_tools()}
+        listed = {entry.name.split(".", 1)[1] for entry in node.get_tools()}
+    assert "echo" in listed
+    assert {"trigger-elicitation-request", "trigger-sampling-request", "get-roots-list"}.isdisjoint(listed)

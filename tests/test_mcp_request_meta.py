@@ -152,3 +152,28 @@ async def test_progress_handled_after_its_call_ended_is_not_put_on_the_ended_spa
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     (ended,) = otel.SPANS.get_finished_spans()
     assert ended.events == ()
+
+
+async def test_a_node_declares_only_the_capabilities_it_has_a_hook_for() -> None:
+    # MCP 2026-07-28 carries the client's capabilities in every request's _meta; the server parses them per call
+    # and lists tools by them (server-everything hides its elicitation and sampling tools from a client without).
+    def config() -> ExternalToolConfig:
+        return ExternalToolConfig(
+            name=otel.unique("caps").replace(".", "_"),
+            transport=TransportType.MCP,
+            connection=f"{sys.executable} {SERVER}",
+        )
+
+    async with ToolNode(config()) as bare:
+        assert dict(await bare.call(f"{bare.name}.request_meta", {}))["capabilities"] == {}
+    hooked = ToolNode(
+        config(),
+        elicitation_handler=lambda request: None,
+        sampling_handler=lambda request: "text",
+        roots=["/srv/project"],
+    )
+    async with hooked:
+        declared = dict(await hooked.call(f"{hooked.name}.request_meta", {}))["capabilities"]
+    assert declared["elicitation"] == {"form": {}, "url": {}}
+    assert declared["sampling"] == {}
+    assert "roots" in declared

@@ -12,13 +12,18 @@ server: FastMCP[Any] = FastMCP("meta")
 
 @server.tool
 async def request_meta(ctx: Context) -> dict[str, Any]:
-    """The request's ``_meta`` keys and log level; reports progress once and logs once at each level."""
+    """The request's ``_meta`` keys, log level and client capabilities; reports progress once and logs once at
+    each level."""
     request = ctx.request_context
     meta = dict(request.meta or {}) if request is not None else {}
     await ctx.report_progress(1, 2, "half way")  # sent only when the request carried a progress token
     for level in ("debug", "info", "warning", "error"):
         await ctx.log(f"a {level} line", level=level)  # sent only at or above the requested level
-    return {"keys": sorted(meta), "log_level": meta.get("io.modelcontextprotocol/logLevel")}
+    return {
+        "keys": sorted(meta),
+        "log_level": meta.get("io.modelcontextprotocol/logLevel"),
+        "capabilities": meta.get("io.modelcontextprotocol/clientCapabilities"),
+    }
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ elicitation (the server asks the user something), sampling (the server asks the 
 (the directories the server may work in) and OAuth.
 
 Only the MCP transport uses them today; they are plain Python types so that constructing a node imports no
-transport. The defaults are safe for an unattended agent: elicitation and sampling are *declined* with a
-message saying which hook to set, and no roots are offered.
+transport. The defaults are safe for an unattended agent: without a hook its MCP capability is not declared,
+so a server neither asks for user input, an LLM completion or roots, nor lists the tools that need them.
 """
 
 from __future__ import annotations

@@ -119,8 +119,9 @@ class ToolNode:
 
     For what a *server* sends or asks (MCP): ``progress_callback(event)`` gets every ``node_progress`` flow
     event; ``elicitation_handler`` and ``sampling_handler`` answer the server's requests for user input and
-    for an LLM completion (both declined without one, see :mod:`penguiflow.tools.hooks`); ``roots`` are the
-    ``file://`` roots offered to the server (none by default); ``oauth`` is an
+    for an LLM completion (without one the capability is not declared, so the server neither asks nor lists the
+    tools that need it; see :mod:`penguiflow.tools.hooks`); ``roots`` are the ``file://`` roots offered to the
+    server (none by default); ``oauth`` is an
     :class:`~penguiflow.tools.McpOAuth` or :class:`~penguiflow.tools.McpClientCredentials` for an MCP server
     over HTTP that uses OAuth 2.1.
 

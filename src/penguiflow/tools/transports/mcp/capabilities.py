@@ -1,14 +1,19 @@
 """The client capabilities penguiflow declares, and the handlers behind them.
 
-- **elicitation** (``elicitation/create``: the server asks the user something while a tool runs) — always
-  declared. With ``ToolNode(elicitation_handler=...)`` the application answers; a form answer gets the schema's
-  ``default`` for every field it leaves out (SEP-1034). Without one the request is *declined* — a valid MCP
-  answer the server can act on — and a WARNING says which hook to set.
-- **sampling** (``sampling/createMessage``: the server asks the application's LLM) — always declared. With
-  ``ToolNode(sampling_handler=...)`` the application answers; without one the request fails with an error
-  saying so (MCP has no "decline" answer to sampling).
-- **roots** — declared only with ``ToolNode(roots=[...])`` (``file://`` URIs or absolute paths): a client that
-  offers no directories should not say it has some.
+A capability is declared only when the node has the hook that answers it, as the MCP SDK, fastmcp, Pydantic AI
+and the OpenAI Agents SDK do: a server then neither lists tools that need what the client lacks
+(server-everything leaves its elicitation, sampling and roots tools out) nor asks for it. On MCP 2026-07-28 the
+capabilities travel in every request's ``_meta`` and the server parses them per call: declaring elicitation and
+sampling costs a fastmcp server ~52,000 instructions a ``tools/call`` (1.4 % of its work; docs/benchmarks.md).
+
+- **elicitation** (``elicitation/create``: the server asks the user something while a tool runs), form and URL
+  modes — declared with ``ToolNode(elicitation_handler=...)``. A form answer gets the schema's ``default`` for
+  every field it leaves out (SEP-1034); a handler that returns ``None`` declines.
+- **sampling** (``sampling/createMessage``: the server asks the application's LLM) — declared with
+  ``ToolNode(sampling_handler=...)``.
+- **roots** — declared only with ``ToolNode(roots=[...])`` (``file://`` URIs or absolute paths).
+
+A server that asks for an undeclared capability anyway gets the MCP SDK's error answer.
 
 Tasks (a tool whose ``execution.taskSupport`` is ``required``) need a task-augmented call that the MCP client
 library does not make yet: such tools are left out of the catalog with a WARNING naming them (see
@@ -72,16 +77,16 @@ async def _maybe_await(value: Any) -> Any:
 class Capabilities:
     """The fastmcp handlers for one node's :class:`~penguiflow.tools.hooks.ClientHooks`."""
 
-    def __init__(self, hooks: ClientHooks, source: str, log: logging.Logger) -> None:
+    def __init__(self, hooks: ClientHooks, source: str) -> None:
         self.hooks = hooks
         self.source = source
-        self.log = log
 
     def client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "elicitation_handler": self._elicit,
-            "sampling_handler": self._sample,
-        }
+        kwargs: dict[str, Any] = {}
+        if self.hooks.elicitation_handler is not None:
+            kwargs["elicitation_handler"] = self._elicit
+        if self.hooks.sampling_handler is not None:
+            kwargs["sampling_handler"] = self._sample
         if self.hooks.roots is not None:
             kwargs["roots"] = list(self.hooks.roots)
         return kwargs
@@ -92,13 +97,7 @@ class Capabilities:
         form = isinstance(params, ElicitRequestFormParams)
         schema = dict(params.requested_schema) if isinstance(params, ElicitRequestFormParams) else None
         handler = self.hooks.elicitation_handler
-        if handler is None:
-            self.log.warning(
-                "%s: the MCP server asked for user input (elicitation) and it was declined: give the node "
-                "elicitation_handler=... to answer such requests",
-                self.source,
-            )
-            return ElicitResult(action="decline")
+        assert handler is not None  # registered only with one (client_kwargs)
         request = Elicitation(
             source=self.source,
             message=message,
@@ -120,11 +119,7 @@ class Capabilities:
         self, messages: list[SamplingMessage], params: Any, _context: Any
     ) -> CreateMessageResult:
         handler = self.hooks.sampling_handler
-        if handler is None:
-            raise _Declined(
-                f"{self.source}: sampling declined: this penguiflow client answers sampling/createMessage only "
-                "when its ToolNode has a sampling_handler"
-            )
+        assert handler is not None  # registered only with one (client_kwargs)
         request = Sampling(
             source=self.source,
             messages=[m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in messages],
@@ -136,7 +131,3 @@ class Capabilities:
                 role="assistant", model="penguiflow", content={"type": "text", "text": answer}
             )
         return CreateMessageResult.model_validate(dict(answer))
-
-
-class _Declined(Exception):
-    """Sent back to the server as the JSON-RPC error of a declined request (its message only)."""

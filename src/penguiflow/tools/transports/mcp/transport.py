@@ -61,7 +61,7 @@ class McpTransport:
         self._session_attrs: dict[str, Any] = {}
         self._open_call_attributes = self._call_attributes  # both, in one update of the span
         self.notifications = Notifications(config.name, self._redact, self.hooks.progress_callback)
-        self._capabilities = Capabilities(self.hooks, config.name, self.notifications.log)
+        self._capabilities = Capabilities(self.hooks, config.name)
         self.failures = Failures(config.name, self._target, self._redact, oauth=self.hooks.oauth is not None)
 
     @property
