@@ -59,9 +59,23 @@ _CASES = textwrap.dedent(
             "server_logs": [r.levelname for r in kept_mcp.records if "line" in r.getMessage()],
         }
 
+    def http_url(path):  # the same server's streamable HTTP app, served by uvicorn in a thread
+        import importlib.util, socket, threading, time, uvicorn
+        spec = importlib.util.spec_from_file_location("meta_mcp_server", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(module.server.http_app(), log_level="warning"))
+        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+        while not server.started:
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+
     async def main():
-        config = ExternalToolConfig(name="meta", transport=TransportType.MCP,
-                                    connection=f"{sys.executable} {sys.argv[1]}")
+        transport, path = sys.argv[1].split(":", 1)
+        connection = http_url(path) if transport == "http" else f"{sys.executable} {path}"
+        config = ExternalToolConfig(name="meta", transport=TransportType.MCP, connection=connection)
         for names in ([n for n in sys.argv[2:] if n != "callback"], ["callback"]):
             progress = []
             kwargs = {"progress_callback": progress.append} if names == ["callback"] else {}
@@ -74,16 +88,28 @@ _CASES = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def telemetry_off() -> dict[str, dict[str, Any]]:
-    cases = ["default", "flow_debug", "callback", "mcp_debug", "mcp_error", "mcp_off"]
+def _run_cases(transport: str, cases: list[str]) -> dict[str, dict[str, Any]]:
     done = subprocess.run(
-        [sys.executable, "-c", _CASES, str(SERVER), *cases], capture_output=True, text=True, timeout=80
+        [sys.executable, "-c", _CASES, f"{transport}:{SERVER}", *cases],
+        capture_output=True,
+        text=True,
+        timeout=80,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     found = {line["case"]: line for line in map(json.loads, done.stdout.splitlines())}
     assert set(found) == set(cases), done.stdout
     return found
+
+
+@pytest.fixture(scope="module")
+def telemetry_off() -> dict[str, dict[str, Any]]:
+    return _run_cases("stdio", ["default", "flow_debug", "callback", "mcp_debug", "mcp_error", "mcp_off"])
+
+
+@pytest.fixture(scope="module")
+def telemetry_off_http() -> dict[str, dict[str, Any]]:
+    # Over streamable HTTP a call goes through fastmcp's call_tool_mcp, not the stdio path's direct one.
+    return _run_cases("http", ["default", "flow_debug", "callback"])
 
 
 def test_no_progress_token_and_only_heard_log_levels_when_nobody_listens(
@@ -105,6 +131,20 @@ def test_a_listener_that_reads_progress_gets_a_token_and_the_progress(
     flow_debug, callback = telemetry_off["flow_debug"], telemetry_off["callback"]
     assert PROGRESS_TOKEN in dict(flow_debug["seen"])["keys"]
     assert len(flow_debug["node_progress"]) == 1  # log_flow_events at DEBUG logs node_progress
+    assert PROGRESS_TOKEN in dict(callback["seen"])["keys"]
+    assert callback["callback"] == [1]
+
+
+def test_over_http_too_a_progress_token_only_when_someone_hears(
+    telemetry_off_http: dict[str, dict[str, Any]],
+) -> None:
+    default, flow_debug, callback = (
+        telemetry_off_http[case] for case in ("default", "flow_debug", "callback")
+    )
+    assert PROGRESS_TOKEN not in dict(default["seen"])["keys"]
+    assert dict(default["seen"])["log_level"] == "warning"
+    assert PROGRESS_TOKEN in dict(flow_debug["seen"])["keys"]
+    assert len(flow_debug["node_progress"]) == 1
     assert PROGRESS_TOKEN in dict(callback["seen"])["keys"]
     assert callback["callback"] == [1]
 

@@ -108,9 +108,12 @@ class McpTransport:
                         on_too_large=self._too_large,
                         oauth=self.hooks.oauth,
                         log_handler=self.notifications.on_log,
-                        progress_handler=_ignore_progress,
                         **self._capabilities.client_kwargs(),
                     )
+                    # No session-wide progress handler (fastmcp installs one that logs): each call passes its
+                    # own or None, and a call_tool_mcp without one would otherwise fall back to it and send a
+                    # progress token nobody hears (fastmcp has no public switch for this).
+                    client._progress_handler = None  # type: ignore[assignment]
                     try:
                         await client.__aenter__()  # type: ignore[no-untyped-call]  # fastmcp leaves it bare
                     finally:
@@ -296,11 +299,6 @@ def _session_attributes(client: Client[Any]) -> dict[str, Any]:
 async def _close_quietly(client: Client[Any]) -> None:
     with contextlib.suppress(Exception):
         await client.close()  # type: ignore[no-untyped-call]
-
-
-async def _ignore_progress(progress: float, total: float | None, message: str | None) -> None:
-    """fastmcp's session-wide progress handler: every request of ours passes its own, so nothing reaches this
-    one (fastmcp's default would log to its own logger)."""
 
 
 def _idempotent(tool: Tool) -> bool:
