@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 
+import penguiflow
+from penguiflow.middleware.call import Call
+from penguiflow.middleware.events import FlowEvent
 from penguiflow.telemetry import names
 from penguiflow.tools import ExternalToolConfig, ToolNode, TransportType
 from penguiflow.tools.transports.mcp.notifications import Notifications
@@ -205,7 +208,9 @@ async def test_a_node_declares_only_the_capabilities_it_has_a_hook_for() -> None
         )
 
     async with ToolNode(config()) as bare:
-        assert dict(await bare.call(f"{bare.name}.request_meta", {}))["capabilities"] == {}
+        seen = dict(await bare.call(f"{bare.name}.request_meta", {}))
+    assert seen["capabilities"] == {}
+    assert seen["client_info"] == {"name": "penguiflow", "version": penguiflow.__version__}  # not fastmcp
     hooked = ToolNode(
         config(),
         elicitation_handler=lambda request: None,
@@ -217,3 +222,17 @@ async def test_a_node_declares_only_the_capabilities_it_has_a_hook_for() -> None
     assert declared["elicitation"] == {"form": {}, "url": {}}
     assert declared["sampling"] == {}
     assert "roots" in declared
+
+
+async def test_progress_handled_after_its_call_ended_reaches_no_listener() -> None:
+    # The mcp SDK spawns a task per progress notification, which may run after the call's result: a node_progress
+    # after the call's node_success would tell a listener (a progress bar, say) that a finished call is running.
+    heard: list[FlowEvent] = []
+    notifications = Notifications("late", lambda text: text, heard.append)
+    call = Call("late.tool", {}, source="late")
+    key, on_progress, _ = notifications.start(call)
+    assert on_progress is not None  # the node has a progress_callback
+    await on_progress(1, 2, "in flight")
+    notifications.end(key)
+    await on_progress(2, 2, "after the result")
+    assert [event.attributes["message"] for event in heard] == ["in flight"]

@@ -1,6 +1,6 @@
 """Every panel query of every dashboard returns data from a real Prometheus scraping ``penguiflow demo``.
 
-A Debian ``prometheus`` scrapes ``penguiflow demo --metrics-port`` every second; once the demo's workload is done
+A Debian ``prometheus`` scrapes ``penguiflow demo --metrics-port`` every 200 ms; once the demo's workload is done
 (it holds its endpoint open a little longer), each Prometheus query of each dashboard — template variables
 expanded to the values Prometheus really has, as Grafana would — is run as a range query over the demo's run.
 Each must return at least one series with a finite value. The trace dashboard's Jaeger queries are checked
@@ -28,7 +28,10 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = "penguiflow-demo"
-DEMO_SECONDS = 8
+# Long enough for a second round to start even under load (a round takes ~8 s on a loaded 2-core machine): each
+# round begins with a burst of waits at the planner's Level 1, and a per-flow wait series created in the first
+# burst grows in the second, between scrapes, whatever the scrapes missed during the first.
+DEMO_SECONDS = 14
 HOLD_SECONDS = 25  # upper bound; the test stops the demo as soon as its queries are done
 
 
@@ -57,8 +60,9 @@ def regex_of(values: list[str]) -> str:
 def scraped() -> Any:
     port = free_port()
     # Scraped every 200 ms: a wait-time series exists only once a call of it waited (a limiter records waits,
-    # not admissions), so a burst of waits must span scrapes for rate() to see it grow. Under load the demo runs
-    # one round in its 8 s, and Level 1's whole queue of that round can drain within one 1-s scrape interval.
+    # not admissions), so a burst of waits must span scrapes for rate() to see it grow. Under load, Level 1's
+    # whole queue of a round could drain between two successful scrapes (a scrape of the busy demo may also time
+    # out): once on 2026-12-02 the per-flow wait panel had no data in a run of one round (DEMO_SECONDS above).
     with Prometheus([f"127.0.0.1:{port}"], job=JOB, interval="200ms") as prom:
         started = time.time()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

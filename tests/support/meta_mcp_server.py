@@ -12,7 +12,7 @@ server: FastMCP[Any] = FastMCP("meta")
 
 @server.tool
 async def request_meta(ctx: Context) -> dict[str, Any]:
-    """The request's ``_meta`` keys, log level and client capabilities; reports progress once and logs once at
+    """The request's ``_meta`` keys, log level, client capabilities and client info; reports progress once and logs once at
     each level."""
     request = ctx.request_context
     meta = dict(request.meta or {}) if request is not None else {}
@@ -23,6 +23,7 @@ async def request_meta(ctx: Context) -> dict[str, Any]:
         "keys": sorted(meta),
         "log_level": meta.get("io.modelcontextprotocol/logLevel"),
         "capabilities": meta.get("io.modelcontextprotocol/clientCapabilities"),
+        "client_info": meta.get("io.modelcontextprotocol/clientInfo"),
     }
 
 

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import httpx2
 from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StreamableHttpTransport
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.types import Implementation
 
+from penguiflow import __version__
 from penguiflow.errors import ConfigurationError
 from penguiflow.telemetry import names
 from penguiflow.tools.config import ExternalToolConfig
@@ -111,6 +113,11 @@ def _http_factory(opening: Opening, limit: int) -> Callable[..., httpx2.AsyncCli
     return factory
 
 
+# Who is calling, in every request's _meta (2026-07-28) or the initialize request: this library, not fastmcp,
+# which would name itself by default.
+CLIENT_INFO: Final = Implementation(name="penguiflow", version=__version__)
+
+
 async def new_client(
     config: ExternalToolConfig,
     *,
@@ -122,6 +129,7 @@ async def new_client(
     **handlers: Any,
 ) -> Client[Any]:
     """A fastmcp client for ``config`` (not entered yet). ``handlers`` are the fastmcp handler keywords."""
+    handlers.setdefault("client_info", CLIENT_INFO)
     connection = config.connection
     if isinstance(connection, FastMCP):
         return Client(connection, init_timeout=init_timeout, **handlers)

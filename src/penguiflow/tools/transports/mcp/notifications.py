@@ -3,6 +3,8 @@
 - **Progress** of a call (``notifications/progress`` with the call's progress token) becomes a
   ``node_progress`` flow event of that call — what ``log_flow_events`` listeners and the latency callbacks see,
   and the node's ``progress_callback`` — and a ``penguiflow.mcp.progress`` span event on the call's span.
+  Progress handled after its call's result (rare: the SDK handles each notification in a task of its own) is
+  dropped, so that no listener sees a call progress after it ended.
 - **Log messages** (``notifications/message``) go to Python logging under ``penguiflow.mcp.<source>`` at the
   mapped level (``notice`` → INFO, ``alert``/``emergency`` → CRITICAL), and to a ``penguiflow.mcp.log`` span
   event on the span of the call in flight — when there is exactly one: MCP does not say which request a log
@@ -104,9 +106,9 @@ class Notifications:
         span = trace.get_current_span()
         self._in_flight[key] = span
         if span.is_recording():
-            return key, self._on_progress(call, span), None
+            return key, self._on_progress(key, call, span), None
         on_progress = (
-            self._on_progress(call, span)
+            self._on_progress(key, call, span)
             if call is not None and (self._progress_callback is not None or heard(call, NODE_PROGRESS))
             else None
         )
@@ -124,18 +126,21 @@ class Notifications:
                 return meta
         return _NOTHING_HEARD
 
-    def _on_progress(self, call: Call | None, span: Span) -> ProgressFnT:
+    def _on_progress(self, key: int, call: Call | None, span: Span) -> ProgressFnT:
         started = time.perf_counter()
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            # The SDK runs progress handlers in tasks of their own: one may run after its call's result (a
+            # server reporting progress just before it). Such progress is dropped: on the ended span add_event
+            # would log a warning, and a node_progress after the call's node_success would mislead a listener.
+            if key not in self._in_flight:
+                return
             text = shorten(self._redact(message), _MAX_LOG) if message else None
             attributes: dict[str, Any] = {names.MCP_PROGRESS: progress}
             if total is not None:
                 attributes[names.MCP_PROGRESS_TOTAL] = total
             if text is not None:
                 attributes[names.MCP_PROGRESS_MESSAGE] = text
-            # The SDK runs progress handlers in tasks of their own: one may run after the call's span ended
-            # (a server reporting progress just before its result), where add_event would log a warning.
             if span.is_recording():
                 span.add_event(names.EVENT_MCP_PROGRESS, attributes)
             if call is not None:
