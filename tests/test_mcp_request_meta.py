@@ -27,6 +27,7 @@ from tests.support import otel
 
 pytestmark = pytest.mark.timeout(90)
 
+ROOT = Path(__file__).resolve().parents[1]
 SERVER = Path(__file__).parent / "support" / "meta_mcp_server.py"
 PROGRESS_TOKEN = "progressToken"
 
@@ -62,22 +63,7 @@ _CASES = textwrap.dedent(
             "server_logs": [r.levelname for r in kept_mcp.records if "line" in r.getMessage()],
         }
 
-    def http_url(path):  # the same server's streamable HTTP app, served by uvicorn in a thread
-        import importlib.util, socket, threading, time, uvicorn
-        spec = importlib.util.spec_from_file_location("meta_mcp_server", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(module.server.http_app(), log_level="warning"))
-        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-        while not server.started:
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
-
-    async def main():
-        transport, path = sys.argv[1].split(":", 1)
-        connection = http_url(path) if transport == "http" else f"{sys.executable} {path}"
+    async def main(connection):
         config = ExternalToolConfig(name="meta", transport=TransportType.MCP, connection=connection)
         for names in ([n for n in sys.argv[2:] if n != "callback"], ["callback"]):
             progress = []
@@ -86,7 +72,14 @@ _CASES = textwrap.dedent(
                 for name in names:
                     print(json.dumps({"case": name, **await case(node, name, progress)}), flush=True)
 
-    asyncio.run(main())
+    transport, path = sys.argv[1].split(":", 1)
+    if transport == "http":  # the same server's streamable HTTP app, under uvicorn in a thread
+        import runpy
+        from tests.support.asgi_server import serve_asgi
+        with serve_asgi(runpy.run_path(path)["server"].http_app()) as base:
+            asyncio.run(main(f"{base}/mcp"))
+    else:
+        asyncio.run(main(f"{sys.executable} {path}"))
     """
 )
 
@@ -94,6 +87,7 @@ _CASES = textwrap.dedent(
 def _run_cases(transport: str, cases: list[str]) -> dict[str, dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-c", _CASES, f"{transport}:{SERVER}", *cases],
+        cwd=ROOT,  # for tests.support
         capture_output=True,
         text=True,
         timeout=80,

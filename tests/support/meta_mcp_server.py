@@ -12,8 +12,8 @@ server: FastMCP[Any] = FastMCP("meta")
 
 @server.tool
 async def request_meta(ctx: Context) -> dict[str, Any]:
-    """The request's ``_meta`` keys, log level, client capabilities and client info; reports progress once and logs once at
-    each level."""
+    """The request's ``_meta`` keys, log level, client capabilities and client info; reports progress once and
+    logs once at each level."""
     request = ctx.request_context
     meta = dict(request.meta or {}) if request is not None else {}
     await ctx.report_progress(1, 2, "half way")  # sent only when the request carried a progress token

@@ -129,24 +129,43 @@ async def new_client(
     **handlers: Any,
 ) -> Client[Any]:
     """A fastmcp client for ``config`` (not entered yet). ``handlers`` are the fastmcp handler keywords."""
-    handlers.setdefault("client_info", CLIENT_INFO)
+    client = Client(
+        await _target(config, opening, stderr, on_too_large, oauth),
+        init_timeout=init_timeout,
+        client_info=CLIENT_INFO,
+        **handlers,
+    )
+    # No session-wide progress handler (fastmcp installs one that logs): each call passes its own or None, and
+    # a call_tool_mcp without one would otherwise fall back to it and send a progress token nobody hears
+    # (fastmcp has no public switch for this).
+    client._progress_handler = None  # type: ignore[assignment]
+    return client
+
+
+async def _target(
+    config: ExternalToolConfig,
+    opening: Opening,
+    stderr: StderrLog,
+    on_too_large: Callable[[int], None],
+    oauth: Any,
+) -> FastMCP[Any] | StreamableHttpTransport | BoundedStdioTransport:
+    """What ``config.connection`` names: an in-process server, or the transport to the server it names."""
     connection = config.connection
     if isinstance(connection, FastMCP):
-        return Client(connection, init_timeout=init_timeout, **handlers)
+        return connection
     assert isinstance(connection, str)
     if _is_url(connection):
-        transport = StreamableHttpTransport(
+        return StreamableHttpTransport(
             connection,
             max_sse_event_size=config.max_response_bytes,
             headers=config.auth_headers(),
             auth=auth.provider(oauth, connection),
             httpx_client_factory=_http_factory(opening, config.max_response_bytes),
         )
-        return Client(transport, init_timeout=init_timeout, **handlers)
     command, *args = split_command(connection)
     opening.stderr = stderr
     # One subprocess per session: closing the client ends it; a dead one is replaced, never reused.
-    stdio = BoundedStdioTransport(
+    return BoundedStdioTransport(
         command,
         args,
         env=config.resolved_env(),
@@ -154,4 +173,3 @@ async def new_client(
         limit=config.max_response_bytes,
         on_too_large=on_too_large,
     )
-    return Client(stdio, init_timeout=init_timeout, **handlers)

@@ -110,10 +110,6 @@ class McpTransport:
                         log_handler=self.notifications.on_log,
                         **self._capabilities.client_kwargs(),
                     )
-                    # No session-wide progress handler (fastmcp installs one that logs): each call passes its
-                    # own or None, and a call_tool_mcp without one would otherwise fall back to it and send a
-                    # progress token nobody hears (fastmcp has no public switch for this).
-                    client._progress_handler = None  # type: ignore[assignment]
                     try:
                         await client.__aenter__()  # type: ignore[no-untyped-call]  # fastmcp leaves it bare
                     finally:
